@@ -1,0 +1,89 @@
+"""Declaring what an assignment asks for and how each function is checked."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Task:
+    """A function the student writes.
+
+    Parameters
+    ----------
+    name : str
+        The function's exact name in the notebook.
+    signature : str
+        Its exact parameter list, e.g. ``"(X, pi, mu, sigma)"``.
+    summary : str
+        One line: what it computes.
+    isolated_from : tuple of str
+        The other skeleton functions replaced by the reference while this one is checked, so
+        that one bug costs points once.
+    """
+
+    name: str
+    signature: str
+    summary: str = ""
+    isolated_from: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Check:
+    """One property of one function, worth ``points``.
+
+    ``run(ctx)`` returns normally when the property holds and raises ``Failed`` otherwise.
+    ``needs_reference`` checks compare with the reference implementation, which students do not
+    have: their notebook's ``check()`` lists them as "run when graded".
+    """
+
+    task: str
+    name: str
+    points: float
+    run: Callable
+    needs_reference: bool = False
+    timeout: float = 20.0
+    hints: tuple[str, ...] = ()
+
+    @property
+    def seed(self) -> int:
+        """A seed that depends only on the check's identity (same grade on every run)."""
+        return zlib.crc32(f"{self.task}/{self.name}".encode())
+
+
+@dataclass
+class Assignment:
+    """An assignment: its tasks in notebook order and the checks of each."""
+
+    id: str
+    title: str
+    tasks: list[Task]
+    checks: list[Check] = field(default_factory=list)
+
+    def task(self, name: str) -> Task:
+        for t in self.tasks:
+            if t.name == name:
+                return t
+        raise KeyError(f"assignment {self.id!r} has no task {name!r}; tasks: "
+                       + ", ".join(t.name for t in self.tasks))
+
+    def checks_for(self, task: str) -> list[Check]:
+        return [c for c in self.checks if c.task == task]
+
+    def points(self, task: str | None = None) -> float:
+        return sum(c.points for c in self.checks if task is None or c.task == task)
+
+    def check(self, task: str, name: str, points: float, *, needs_reference: bool = False,
+              timeout: float = 20.0, hints: tuple[str, ...] = ()):
+        """Decorator registering ``run(ctx)`` as a check of ``task``."""
+        self.task(task)  # fail early on a typo
+
+        def register(run: Callable) -> Callable:
+            if any(c.task == task and c.name == name for c in self.checks):
+                raise ValueError(f"duplicate check {task}/{name}")
+            self.checks.append(Check(task, name, points, run, needs_reference, timeout, tuple(hints)))
+            return run
+
+        return register

@@ -1,0 +1,174 @@
+"""What a check sees: the student's functions, the reference (when present), a seeded RNG."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..sandbox import CallOutcome
+from .check import Assignment, Check, Task
+from .failures import Failed, GraderError, StudentCodeFailed
+
+
+@dataclass
+class Call:
+    """One call a spy recorded: arguments and what came back (or the exception raised)."""
+
+    args: tuple
+    kwargs: dict
+    result: object = None
+    error: BaseException | None = None
+
+
+@dataclass
+class Spy:
+    """A callable that records every call before delegating to ``target``."""
+
+    name: str
+    target: Callable
+    calls: list[Call] = field(default_factory=list)
+
+    def __call__(self, *args, **kwargs):
+        call = Call(args, kwargs)
+        self.calls.append(call)
+        try:
+            call.result = self.target(*args, **kwargs)
+        except BaseException as exc:
+            call.error = exc
+            raise
+        return call.result
+
+    @property
+    def __name__(self) -> str:  # noqa: D401 - behaves like the function it wraps
+        return self.name
+
+
+class Context:
+    """The handle a check's ``run(ctx)`` works with.
+
+    ``ctx.run(*args)`` calls the student's version of the function under check, with the
+    task's other skeleton functions replaced by stand-ins (the reference when the grader has
+    it). ``ctx.call(name, *args)`` calls another of the student's functions. Both return the
+    value or raise ``StudentCodeFailed`` with a message that explains what happened.
+    """
+
+    def __init__(self, executor, assignment: Assignment, check: Check, reference=None) -> None:
+        self.executor = executor
+        self.assignment = assignment
+        self.check = check
+        self.task: Task = assignment.task(check.task)
+        self.ref = reference
+        self.rng = np.random.default_rng(check.seed)
+        self.last: CallOutcome | None = None
+
+    # ----------------------------------------------------------------------------- facts
+    @property
+    def has_reference(self) -> bool:
+        return self.ref is not None
+
+    @property
+    def isolated(self) -> bool:
+        """True when the other skeleton functions are replaced by the reference."""
+        return self.has_reference
+
+    def reference(self, name: str) -> Callable:
+        if self.ref is None:
+            raise GraderError(f"check {self.check.task}/{self.check.name} needs the reference")
+        return getattr(self.ref, name)
+
+    def stand_in(self, name: str) -> Callable:
+        """The function to use for the skeleton function ``name`` inside another one.
+
+        The reference when the grader has it; otherwise (student-side) the student's own.
+        """
+        if self.ref is not None:
+            return getattr(self.ref, name)
+        own = self.executor.own_function(name)
+        if own is None:
+            raise Failed(f"this check runs your {self.task.name} together with your {name}, "
+                         f"which is not defined yet", why=f"define {name} first (run its cell)")
+        return own
+
+    def spy(self, name: str, target: Callable | None = None) -> Spy:
+        return Spy(name, target if target is not None else self.stand_in(name))
+
+    # ----------------------------------------------------------------------------- calls
+    def run(self, *args, standins: Mapping[str, Callable] | None = None, timeout: float | None = None,
+            allow_mutation: bool = False, **kwargs):
+        """Call the function under check (see class docstring)."""
+        if standins is None:
+            standins = self.default_standins()
+        return self.call(self.task.name, *args, standins=standins, timeout=timeout,
+                         allow_mutation=allow_mutation, **kwargs)
+
+    def attempt(self, *args, standins: Mapping[str, Callable] | None = None, timeout: float | None = None,
+                **kwargs) -> CallOutcome:
+        """Call the function under check and return the raw outcome, whatever happened."""
+        if standins is None:
+            standins = self.default_standins()
+        self.last = self.executor.call(self.task.name, args, kwargs, standins=dict(standins),
+                                       seed=self.check.seed, timeout=timeout or self.check.timeout)
+        return self.last
+
+    def failure(self, outcome: CallOutcome | None = None) -> StudentCodeFailed:
+        """The explanation of a call that did not return normally."""
+        return StudentCodeFailed(*explain_outcome(self.task.name, outcome or self.last, self.executor))
+
+    def default_standins(self) -> dict[str, Callable]:
+        if self.ref is None:
+            return {}
+        return {name: getattr(self.ref, name) for name in self.task.isolated_from}
+
+    def call(self, name: str, *args, standins: Mapping[str, Callable] | None = None,
+             timeout: float | None = None, allow_mutation: bool = False, **kwargs):
+        outcome = self.executor.call(name, args, kwargs, standins=dict(standins or {}),
+                                     seed=self.check.seed, timeout=timeout or self.check.timeout)
+        self.last = outcome
+        if not outcome.ok:
+            raise StudentCodeFailed(*explain_outcome(name, outcome, self.executor))
+        if outcome.mutated and not allow_mutation:
+            names = ", ".join(f"`{m}`" for m in outcome.mutated)
+            raise Failed(f"{name} changed its input {names} in place",
+                         why="a function must not modify the arrays it is given: the caller still "
+                             "needs them (an EM loop would silently corrupt its data). Work on new "
+                             "arrays (`X - mu` creates one; `X -= mu` overwrites X).")
+        return outcome.value
+
+
+def explain_outcome(name: str, outcome: CallOutcome, executor) -> tuple[str, str]:
+    """(message, why) for a call that did not return normally."""
+    status = outcome.status
+    if status == "missing":
+        problems = [p for p in executor.problems if "SyntaxError" in p or "skipped" in p]
+        why = f"define a function called exactly `{name}` with the skeleton's signature"
+        if problems:
+            why = "your submission has problems that may explain it: " + "; ".join(problems[:3])
+        return f"{name} is not defined in your submission", why
+    if status == "unloadable":
+        return f"{name} could not be checked: {outcome.message}", ""
+    if status == "timeout":
+        return (f"{name} {outcome.message}",
+                "an infinite loop, or a loop over every data point in pure Python that is far too "
+                "slow; use numpy's vectorised operations")
+    if status == "crash":
+        return f"{name} crashed the Python process running it: {outcome.message}", (
+            "this usually means it used far too much memory (an N x N or larger array?) or "
+            "called os._exit")
+    if status == "budget":
+        return f"{name} was not run: {outcome.message}", "earlier calls were too slow"
+    where = ""
+    if outcome.frames:
+        file, line, func, text = outcome.frames[-1]
+        place = file.strip("<>") if file.startswith("<cell") else file.rsplit("/", 1)[-1]
+        where = f"\n  at {place}, line {line}, in {func}" + (f": `{text.strip()}`" if text else "")
+    if outcome.error_type == "SystemExit":
+        return f"{name} called sys.exit() / exit(){where}", "never exit the interpreter from a function"
+    if outcome.error_type == "NotImplementedError":
+        return f"{name} is not implemented yet (it raises NotImplementedError)", (
+            "replace `raise NotImplementedError()` with your code")
+    message = f"{name} raised {outcome.error_type}: {outcome.message}{where}"
+    if outcome.output.strip():
+        message += "\n  it printed: " + outcome.output.strip()[:500]
+    return message, ""

@@ -1,0 +1,169 @@
+"""Where the student's functions run.
+
+Two executors share one interface (``call`` returning a ``CallOutcome``):
+
+* ``SandboxExecutor``: a child process per submission (the CLI, nbgrader's hidden cells).
+* ``InProcessExecutor``: the student's own kernel (the notebook's ``check()``), where isolation
+  would buy nothing: it is the student's own process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import random
+import signal
+import threading
+import time
+import traceback
+import warnings
+from typing import Callable, Mapping
+
+import numpy as np
+
+from ..loading import Submission
+from ..sandbox import CallOutcome, Limits, Sandbox
+from ..sandbox.mutation import mutated_arguments, snapshot
+
+
+class SandboxExecutor:
+    """Runs a loaded submission in a child process (see ``autograder.sandbox``)."""
+
+    in_process = False
+
+    def __init__(self, submission: Submission, limits: Limits = Limits()) -> None:
+        self.submission = submission
+        self.sandbox = Sandbox(submission, limits)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self) -> None:
+        self.sandbox.close()
+
+    def start(self) -> None:
+        self.sandbox.start()
+
+    @property
+    def load_failure(self) -> str | None:
+        return self.submission.error or self.sandbox.load_failure
+
+    @property
+    def problems(self) -> list[str]:
+        notes = [p.describe() for p in self.submission.problems]
+        notes += [f"code cell {c}, line {line}: {msg}" for c, line, msg in self.sandbox.load_problems]
+        return notes
+
+    def defines(self, name: str) -> bool:
+        self.sandbox.start()
+        return name in self.sandbox.functions
+
+    def own_function(self, name: str) -> Callable | None:
+        return None  # the student's functions live in another process
+
+    def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
+             seed: int, timeout: float) -> CallOutcome:
+        if self.submission.error:
+            return CallOutcome("unloadable", message=self.submission.error)
+        return self.sandbox.call(name, args, kwargs, standins=standins, seed=seed, timeout=timeout)
+
+
+class InProcessExecutor:
+    """Calls functions that live in this process's namespace (a notebook's globals)."""
+
+    in_process = True
+    load_failure = None
+    problems: list[str] = []
+
+    def __init__(self, namespace: Mapping[str, object]) -> None:
+        self.namespace = namespace
+
+    def close(self) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def defines(self, name: str) -> bool:
+        return callable(self.namespace.get(name))
+
+    def own_function(self, name: str) -> Callable | None:
+        func = self.namespace.get(name)
+        return func if callable(func) else None
+
+    def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
+             seed: int, timeout: float) -> CallOutcome:
+        func = self.own_function(name)
+        if func is None:
+            return CallOutcome("missing", message=f"no function named {name} is defined")
+        args, kwargs = copy.deepcopy(tuple(args)), copy.deepcopy(dict(kwargs))
+        before = snapshot(args), snapshot(kwargs)
+        module_globals = getattr(func, "__globals__", {})
+        saved = {k: module_globals.get(k, _MISSING) for k in standins}
+        module_globals.update(standins)
+        np.random.seed(seed % 2**32)
+        random.seed(seed)
+        out = io.StringIO()
+        started = time.monotonic()
+        try:
+            with _time_limit(timeout), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
+                    warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                value = func(*args, **kwargs)
+        except _TimeLimit:
+            return CallOutcome("timeout", message=f"did not return within {timeout:.0f} s",
+                               seconds=time.monotonic() - started)
+        except BaseException as exc:  # noqa: BLE001 - report anything the student's code raises
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            frames = [[f.filename, f.lineno, f.name, f.line or ""]
+                      for f in traceback.extract_tb(exc.__traceback__)[1:]]
+            kind = "SystemExit" if isinstance(exc, SystemExit) else type(exc).__name__
+            return CallOutcome("error", error_type=kind, message=str(exc)[:1500], frames=frames[-6:],
+                               output=out.getvalue()[:8000], seconds=time.monotonic() - started)
+        finally:
+            for k, v in saved.items():
+                if v is _MISSING:
+                    module_globals.pop(k, None)
+                else:
+                    module_globals[k] = v
+        mutated = mutated_arguments(func, before, args, kwargs)
+        texts = []
+        for w in caught:
+            text = f"{w.category.__name__}: {w.message}"
+            if text not in texts:
+                texts.append(text)
+        return CallOutcome("ok", value=value, output=out.getvalue()[:8000], mutated=mutated,
+                           warnings=texts[:5], seconds=time.monotonic() - started)
+
+
+_MISSING = object()
+
+
+class _TimeLimit(BaseException):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float):
+    """A wall-clock limit using SIGALRM (only possible in the main thread, e.g. a kernel)."""
+    usable = (threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
+    if not usable:
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _TimeLimit()
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

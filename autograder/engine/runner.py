@@ -1,0 +1,64 @@
+"""Running an assignment's checks against one submission."""
+
+from __future__ import annotations
+
+import traceback
+
+from .check import Assignment, Check
+from .context import Context, explain_outcome
+from .failures import Failed, GraderError
+from .results import CheckResult, SubmissionResult
+
+
+def run_checks(assignment: Assignment, executor, *, reference=None, submission: str = "<notebook>",
+               only: list[str] | None = None) -> SubmissionResult:
+    """Run every check of ``assignment`` (or of the tasks in ``only``) and collect the results.
+
+    Without a reference (a student's machine) the checks that need it are reported as skipped
+    and count for nothing; with it, every check is run and scored.
+    """
+    result = SubmissionResult(submission=submission, assignment=assignment.id)
+    tasks = [t.name for t in assignment.tasks if only is None or t.name in only]
+    executor.start()
+    if executor.load_failure:
+        result.error = executor.load_failure
+    result.notes.extend(executor.problems)
+    for task in tasks:
+        missing_message = None
+        for check in assignment.checks_for(task):
+            if check.needs_reference and reference is None:
+                result.tests.append(CheckResult(task, check.name, False, 0.0, 0.0, status="skipped",
+                                                feedback="runs when your work is graded"))
+                continue
+            if result.error:
+                result.tests.append(_failed(check, result.error))
+                continue
+            if missing_message is None and not executor.defines(task):
+                from ..sandbox import CallOutcome
+                message, why = explain_outcome(task, CallOutcome("missing"), executor)
+                missing_message = message + (f"\nWhy: {why}" if why else "")
+            if missing_message is not None:
+                result.tests.append(_failed(check, missing_message))
+                continue
+            result.tests.append(run_check(check, assignment, executor, reference))
+    return result
+
+
+def run_check(check: Check, assignment: Assignment, executor, reference) -> CheckResult:
+    ctx = Context(executor, assignment, check, reference)
+    try:
+        check.run(ctx)
+    except Failed as failure:
+        return _failed(check, failure.render(), hints=check.hints)
+    except GraderError:
+        raise
+    except Exception:  # a bug in the grader: loud, never silently passing
+        return _failed(check, "internal error in the grader (please report it to your instructor):\n"
+                       + traceback.format_exc(limit=4))
+    return CheckResult(check.task, check.name, True, float(check.points), float(check.points),
+                       status="passed", feedback="")
+
+
+def _failed(check: Check, feedback: str, hints: tuple = ()) -> CheckResult:
+    return CheckResult(check.task, check.name, False, 0.0, float(check.points), feedback=feedback,
+                       status="failed", hints=hints)

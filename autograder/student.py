@@ -1,0 +1,167 @@
+"""The notebook API: ``check``, ``grade``, ``hint`` and ``progress``.
+
+In a notebook::
+
+    from autograder import Checker
+    checker = Checker("gmm")
+    check, grade, hint, progress = checker.check, checker.grade, checker.hint, checker.progress
+
+    check("E_step", E_step)      # student-side checks, right now, in this kernel
+    hint("E_step")               # one more hint about what failed
+    progress()                   # which tasks pass so far
+
+``grade`` is what nbgrader's hidden test cells call: it grades the code run so far in a clean
+grading process with the full (hidden) checks and returns the score as the cell's result, which
+nbgrader reads as partial credit.
+"""
+
+from __future__ import annotations
+
+from collections import ChainMap
+
+from .assignments import get_assignment
+from .engine import SubmissionResult, run_checks
+from .engine.executors import InProcessExecutor
+from .reporting import render_html, render_text
+
+
+class Report:
+    """A result that renders as HTML in Jupyter and as text elsewhere."""
+
+    def __init__(self, result: SubmissionResult, functions: list[str] | None, title: str, footer: str = ""):
+        self.result = result
+        self.functions = functions
+        self.title = title
+        self.footer = footer
+
+    @property
+    def passed(self) -> bool:
+        return all(t.passed for t in self.result.tests if t.status != "skipped")
+
+    def _repr_html_(self) -> str:
+        return render_html(self.result, title=self.title, functions=self.functions,
+                           footer=self.footer.replace("\n", "<br>"))
+
+    def __repr__(self) -> str:
+        body = render_text(self.result, functions=self.functions, passed_details=True)
+        return f"{self.title}\n{body}" + (f"\n{self.footer}" if self.footer else "")
+
+
+class Score(Report):
+    """grade()'s result: its plain-text form is just the score (nbgrader's partial credit)."""
+
+    def __init__(self, result: SubmissionResult, functions: list[str] | None, title: str, score: float):
+        super().__init__(result, functions, title)
+        self.score = score
+
+    def __repr__(self) -> str:
+        return f"{self.score:g}"
+
+    def __float__(self) -> float:
+        return float(self.score)
+
+
+class Checker:
+    """The autograder's handle in an assignment notebook."""
+
+    def __init__(self, assignment_id: str) -> None:
+        self.assignment = get_assignment(assignment_id)
+        self._results: dict[str, SubmissionResult] = {}
+        self._hints_shown: dict[str, int] = {}
+        self._service = None
+
+    # ------------------------------------------------------------------------------- check
+    def check(self, name: str, func=None) -> Report:
+        """Run the student-side checks of ``name`` (visible fixtures and properties) now."""
+        task = self.assignment.task(name)
+        if func is None:
+            func = _caller_globals().get(name)
+        namespace = ChainMap({name: func}, getattr(func, "__globals__", {})) if callable(func) else {}
+        result = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
+                            submission="this notebook", only=[name])
+        self._results[name] = result
+        self._hints_shown.setdefault(name, 0)
+        graded = [t for t in result.tests if t.status != "skipped"]
+        hidden = len(result.tests) - len(graded)
+        footer = []
+        if hidden:
+            footer.append(f"{hidden} more check(s) run when your work is graded.")
+        if any(not t.passed for t in graded) and any(t.hints for t in graded):
+            footer.append(f'Stuck? hint("{name}") shows a hint.')
+        title = f"{task.name}{task.signature}: {sum(t.score for t in graded):g} / {sum(t.max_score for t in graded):g}"
+        return Report(result, [name], title, "\n".join(footer))
+
+    # ------------------------------------------------------------------------------- hints
+    def hint(self, name: str) -> str | None:
+        """Show the next hint for the failed checks of ``name`` (one more per call)."""
+        self.assignment.task(name)
+        result = self._results.get(name)
+        if result is None:
+            return _say(f'Run check("{name}", {name}) first: hints open after a check fails.')
+        failed = [t for t in result.tests if t.status == "failed"]
+        if not failed:
+            return _say(f"All the checks of {name} you ran pass: no hint needed.")
+        hints = []
+        for t in failed:
+            for h in t.hints:
+                if h not in hints:
+                    hints.append(h)
+        if not hints:
+            return _say("No hint is stored for these checks; read the failure message above: it says what "
+                        "broke and why.")
+        level = self._hints_shown.get(name, 0)
+        if level >= len(hints):
+            return _say(f"That was the last hint for {name}. Re-read the failing check's message, and test "
+                        "your function on a tiny input you can compute by hand.")
+        self._hints_shown[name] = level + 1
+        return _say(f"Hint {level + 1}/{len(hints)} for {name}: {hints[level]}")
+
+    # ------------------------------------------------------------------------------- progress
+    def progress(self, namespace: dict | None = None) -> Report:
+        """Run the student-side checks of every task defined so far and summarise."""
+        namespace = namespace if namespace is not None else _caller_globals()
+        result = SubmissionResult("this notebook", self.assignment.id)
+        for task in self.assignment.tasks:
+            func = namespace.get(task.name)
+            if callable(func):
+                part = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
+                                  submission="this notebook", only=[task.name])
+                self._results[task.name] = part
+                result.tests.extend(part.tests)
+        done = [fn for fn, ts in result.by_function().items()
+                if all(t.passed for t in ts if t.status != "skipped")]
+        missing = [t.name for t in self.assignment.tasks if t.name not in result.by_function()]
+        footer = f"{len(done)} of {len(self.assignment.tasks)} tasks pass their checks."
+        if missing:
+            footer += " Not defined yet: " + ", ".join(missing) + "."
+        return Report(result, None, f"Progress on {self.assignment.title}", footer)
+
+    # ------------------------------------------------------------------------------- grade
+    def grade(self, name: str) -> Score:
+        """Grade ``name`` with the full checks in a clean process; the result is the score.
+
+        Used by nbgrader's hidden test cells. It grades the code cells run so far in this kernel
+        exactly as ``python -m autograder grade`` grades a notebook file.
+        """
+        from .service import GradingClient, executed_cells
+        self.assignment.task(name)
+        if self._service is None:
+            self._service = GradingClient()
+        result = self._service.grade(self.assignment.id, executed_cells(), only=[name])
+        score = sum(t.score for t in result.tests)
+        total = sum(t.max_score for t in result.tests)
+        return Score(result, [name], f"Graded {name}: {score:g} / {total:g}", score)
+
+
+def _say(text: str) -> None:
+    print(text)
+
+
+def _caller_globals() -> dict:
+    import inspect
+    frame = inspect.currentframe()
+    try:
+        caller = frame.f_back.f_back
+        return caller.f_globals if caller is not None else {}
+    finally:
+        del frame
