@@ -18,7 +18,10 @@ Variational families on ``zeta`` (dimension ``D = 3``):
 * mean-field: ``q(zeta) = N(mu, diag(exp(omega))^2)``, i.e. independent coordinates with
   standard deviations ``exp(omega)``; parameters ``mu`` (D,), ``omega`` (D,);
 * full-rank: ``q(zeta) = N(mu, L L^T)`` with ``L`` (D, D) lower triangular; its D(D+1)/2
-  lower-triangle entries are the free parameters, the diagonal starts positive (identity).
+  lower-triangle entries are the free parameters, updated additively. As in the paper, ``L`` is a
+  non-unique Cholesky factor: it starts at the identity (positive diagonal) but the diagonal is
+  not constrained afterwards; ``q`` depends on ``L`` only through ``L L^T`` (flipping the sign of
+  a column changes nothing) and the entropy uses ``log |L_ii|``. Compare covariances, not ``L``.
 
 Both are sampled by reparameterisation: ``zeta = mu + exp(omega) * eta`` or
 ``zeta = mu + L eta`` with ``eta ~ N(0, I_D)``; a batch of ``S`` draws is an array ``eta`` of
@@ -456,7 +459,8 @@ def advi_full_rank(x, y, n_iter=1000, n_draws=10, learning_rate=0.4, rng=0, mu_i
     mu : ndarray, shape (3,)
         Fitted mean of ``q``.
     L : ndarray, shape (3, 3)
-        Fitted lower-triangular factor; the covariance of ``q`` is ``L @ L.T``.
+        Fitted lower-triangular factor; the covariance of ``q`` is ``L @ L.T``. A diagonal entry
+        may have become negative during the run (harmless: only ``L @ L.T`` matters).
     elbo_trace : ndarray, shape (n_iter,)
         ELBO estimate at each iteration, before its update.
     """

@@ -235,7 +235,16 @@ def expected_log_joint_zeta(
 
 
 def gaussian_entropy_constant(d):
-    """``d / 2 * (1 + log(2 pi))``: entropy of ``N(0, I_d)``."""
+    """Entropy of ``N(0, I_d)``: ``d / 2 * (1 + log(2 pi))``.
+
+    Parameters
+    ----------
+    d : int
+
+    Returns
+    -------
+    float
+    """
     return 0.5 * d * (1.0 + np.log(2 * np.pi))
 
 
@@ -280,7 +289,14 @@ def exact_elbo_full_rank(mu, L, x, y, **priors):
 
 
 def exact_grad_mean_field(mu, omega, x, y, **priors):
-    """Exact gradient of the mean-field ELBO.
+    """Exact gradient of the mean-field ELBO (autograd of :func:`exact_elbo_mean_field`).
+
+    Parameters
+    ----------
+    mu, omega : ndarray, shape (3,)
+    x, y : ndarray, shape (N,)
+    **priors
+        Keyword arguments of :func:`expected_log_joint_zeta`.
 
     Returns
     -------
@@ -292,6 +308,14 @@ def exact_grad_mean_field(mu, omega, x, y, **priors):
 def exact_grad_full_rank(mu, L, x, y, **priors):
     """Exact gradient of the full-rank ELBO with respect to ``mu`` and the lower triangle of ``L``.
 
+    Parameters
+    ----------
+    mu : ndarray, shape (3,)
+    L : ndarray, shape (3, 3), lower triangular
+    x, y : ndarray, shape (N,)
+    **priors
+        Keyword arguments of :func:`expected_log_joint_zeta`.
+
     Returns
     -------
     grad_mu : ndarray, shape (3,)
@@ -302,10 +326,27 @@ def exact_grad_full_rank(mu, L, x, y, **priors):
 
 
 _TRIL = np.tril_indices(3)
+# (9, 6) matrix that scatters the 6 free entries of a lower-triangular 3x3 matrix into its
+# row-major flattening: differentiable by autograd, unlike index assignment.
+_SCATTER_TRIL = np.eye(9)[:, np.ravel_multi_index(_TRIL, (3, 3))]
+
+
+def _unpack_full_rank(params):
+    """``params`` (9,) = mean (3,) then the lower triangle of L row by row (6,)."""
+    return params[:3], anp.reshape(_SCATTER_TRIL @ params[3:], (3, 3))
 
 
 def optimal_mean_field(x, y, **priors):
     """The mean-field Gaussian that maximises the exact ELBO (what ADVI converges to).
+
+    BFGS on the closed-form ELBO, started from the posterior's mean and marginal log standard
+    deviations.
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (N,)
+    **priors
+        Keyword arguments of :func:`expected_log_joint_zeta`.
 
     Returns
     -------
@@ -325,6 +366,14 @@ def optimal_mean_field(x, y, **priors):
 def optimal_full_rank(x, y, **priors):
     """The full-rank Gaussian that maximises the exact ELBO (what ADVI converges to).
 
+    BFGS on the closed-form ELBO, started from the posterior's mean and Cholesky factor.
+
+    Parameters
+    ----------
+    x, y : ndarray, shape (N,)
+    **priors
+        Keyword arguments of :func:`expected_log_joint_zeta`.
+
     Returns
     -------
     dict
@@ -333,21 +382,12 @@ def optimal_full_rank(x, y, **priors):
     """
     start = exact_posterior(x, y, **priors)
 
-    def unpack(params):
-        # Scatter the 6 free entries into a lower-triangular matrix in an autograd-friendly way.
-        L = anp.zeros((3, 3))
-        for value, (i, j) in zip(params[3:], zip(*_TRIL)):
-            L = L + value * anp.eye(3)[:, [i]] @ anp.eye(3)[[j], :]
-        return params[:3], L
-
     def negative(params):
-        mu, L = unpack(params)
-        return -exact_elbo_full_rank(mu, L, x, y, **priors)
+        return -exact_elbo_full_rank(*_unpack_full_rank(params), x, y, **priors)
 
     L0 = np.linalg.cholesky(start["cov_zeta"])
     params0 = np.concatenate([start["mean_zeta"], L0[_TRIL]])
     result = scipy.optimize.minimize(negative, params0, jac=autograd.grad(negative), method="BFGS", options={"gtol": 1e-10})
-    mu, L = unpack(result.x)
-    L = np.array(L)
+    mu, L = _unpack_full_rank(result.x)
     L = L * np.sign(np.diag(L))  # flip column signs: same L L^T, positive diagonal
     return {"mu": mu, "L": L, "cov": L @ L.T, "elbo": -float(result.fun)}
