@@ -104,22 +104,19 @@ def log_joint(theta, x, y, prior_b_scale=10.0, prior_sigma_shape=2.0, prior_sigm
         ``log p(y, theta)``, one value per draw.
     """
     ### BEGIN SOLUTION
-    # Keep a trailing axis of length 1 so each draw broadcasts against the N observations.
-    b0, b1, sigma = theta[..., 0:1], theta[..., 1:2], theta[..., 2:3]
+    b0, b1, sigma = theta[..., 0], theta[..., 1], theta[..., 2]
     log_sigma = np.log(sigma)
     n = x.shape[0]
-    # Work with standardised residuals: no division of large squared numbers by tiny ones.
-    z = (y - (b0 + b1 * x)) / sigma  # (..., N)
-    log_likelihood = -0.5 * n * np.log(2 * np.pi) - n * log_sigma[..., 0] - 0.5 * np.sum(z**2, axis=-1)
-    b = theta[..., :2]
-    log_prior_b = np.sum(
-        -0.5 * np.log(2 * np.pi) - np.log(prior_b_scale) - 0.5 * (b / prior_b_scale) ** 2, axis=-1
-    )
+    # A trailing axis lets each draw broadcast against the N observations: (..., 1) -> (..., N).
+    z = (y - b0[..., None] - b1[..., None] * x) / sigma[..., None]
+    # Sum log densities (never multiply densities): no underflow however poor the fit.
+    log_likelihood = -0.5 * n * np.log(2 * np.pi) - n * log_sigma - 0.5 * np.sum(z**2, axis=-1)
+    log_prior_b = -np.log(2 * np.pi) - 2 * np.log(prior_b_scale) - 0.5 * (b0**2 + b1**2) / prior_b_scale**2
     log_prior_sigma = (
         prior_sigma_shape * np.log(prior_sigma_rate)
         - gammaln(prior_sigma_shape)
-        + (prior_sigma_shape - 1.0) * log_sigma[..., 0]
-        - prior_sigma_rate * sigma[..., 0]
+        + (prior_sigma_shape - 1.0) * log_sigma
+        - prior_sigma_rate * sigma
     )
     return log_likelihood + log_prior_b + log_prior_sigma
     ### END SOLUTION

@@ -10,7 +10,8 @@ Two kinds of exact results:
 * the posterior ``p(zeta | y)``. Given sigma the model is conjugate, so ``b | sigma, y`` is
   Gaussian (:func:`posterior_b_given_sigma`) and ``p(sigma | y)`` is known up to a constant in
   closed form; the posterior moments are then one-dimensional integrals over ``log sigma``,
-  done on a dense grid (:func:`exact_posterior`), accurate to about 1e-12.
+  done on a dense grid (:func:`exact_posterior`); refining the grid tenfold changes them
+  by about 1e-14.
 * the ELBO of a Gaussian ``q(zeta) = N(m, C)``: for this model ``E_q[log p(y, T^{-1}(zeta)) +
   log|det J|]`` has a closed form (log-normal moments and an exponential tilt), so the ELBO and,
   by autograd, its exact gradient are available (:func:`exact_elbo_mean_field`,
@@ -132,7 +133,8 @@ def exact_posterior(
     ``Cov[b] = E_u[V(u)] + Cov_u[m(u)]``, ``Cov[b, u] = Cov_u[m(u), u]``. The grid first locates
     the bulk of ``p(u | y)`` on a wide coarse grid, then covers where the log density is within
     60 of its maximum with ``n_grid`` equally spaced points (a Riemann sum of a smooth, rapidly
-    decaying function: error far below 1e-10).
+    decaying function: spectrally accurate). The coarse grid spans ``sigma`` from
+    ``(std(y) + 1) * exp(-12)`` to ``(std(y) + 1) * exp(3)``, ample for this assignment's data.
 
     Parameters
     ----------
@@ -218,11 +220,11 @@ def expected_log_joint_zeta(
     c_bb, c_bu, c_uu = cov[:2, :2], cov[:2, 2], cov[2, 2]
     tilted_mean = m_b - 2.0 * c_bu
     expected_sq_residuals = anp.sum((y - X @ tilted_mean) ** 2) + anp.sum((X @ c_bb) * X)
-    expected_log_lik = (
-        -0.5 * n * np.log(2 * np.pi) - n * m_u - 0.5 * anp.exp(-2.0 * m_u + 2.0 * c_uu) * expected_sq_residuals
-    )
+    expected_inv_var = anp.exp(-2.0 * m_u + 2.0 * c_uu)  # E[exp(-2u)], the tilt's normaliser
+    expected_log_lik = -0.5 * n * np.log(2 * np.pi) - n * m_u - 0.5 * expected_inv_var * expected_sq_residuals
+    expected_sum_b_sq = anp.sum(m_b**2) + anp.trace(c_bb)
     expected_log_prior_b = (
-        -np.log(2 * np.pi) - 2.0 * np.log(prior_b_scale) - 0.5 * (anp.sum(m_b**2) + anp.trace(c_bb)) / prior_b_scale**2
+        -np.log(2 * np.pi) - 2.0 * np.log(prior_b_scale) - 0.5 * expected_sum_b_sq / prior_b_scale**2
     )
     # (a - 1) log sigma from the Gamma density plus log sigma from the Jacobian.
     expected_log_prior_u = (
@@ -302,7 +304,8 @@ def exact_grad_mean_field(mu, omega, x, y, **priors):
     -------
     grad_mu, grad_omega : ndarray, shape (3,)
     """
-    return autograd.grad(exact_elbo_mean_field, (0, 1))(np.asarray(mu, float), np.asarray(omega, float), x, y, **priors)
+    mu, omega = np.asarray(mu, dtype=float), np.asarray(omega, dtype=float)
+    return autograd.grad(exact_elbo_mean_field, (0, 1))(mu, omega, x, y, **priors)
 
 
 def exact_grad_full_rank(mu, L, x, y, **priors):
@@ -321,7 +324,8 @@ def exact_grad_full_rank(mu, L, x, y, **priors):
     grad_mu : ndarray, shape (3,)
     grad_L : ndarray, shape (3, 3), lower triangular
     """
-    grad_mu, grad_L = autograd.grad(exact_elbo_full_rank, (0, 1))(np.asarray(mu, float), np.asarray(L, float), x, y, **priors)
+    mu, L = np.asarray(mu, dtype=float), np.asarray(L, dtype=float)
+    grad_mu, grad_L = autograd.grad(exact_elbo_full_rank, (0, 1))(mu, L, x, y, **priors)
     return grad_mu, np.tril(grad_L)
 
 
@@ -334,6 +338,13 @@ _SCATTER_TRIL = np.eye(9)[:, np.ravel_multi_index(_TRIL, (3, 3))]
 def _unpack_full_rank(params):
     """``params`` (9,) = mean (3,) then the lower triangle of L row by row (6,)."""
     return params[:3], anp.reshape(_SCATTER_TRIL @ params[3:], (3, 3))
+
+
+def _maximise(negative, params0):
+    """Minimise ``negative`` (the negated closed-form ELBO) by BFGS with autograd's gradient."""
+    return scipy.optimize.minimize(
+        negative, params0, jac=autograd.grad(negative), method="BFGS", options={"gtol": 1e-10}
+    )
 
 
 def optimal_mean_field(x, y, **priors):
@@ -359,7 +370,7 @@ def optimal_mean_field(x, y, **priors):
         return -exact_elbo_mean_field(params[:3], params[3:], x, y, **priors)
 
     params0 = np.concatenate([start["mean_zeta"], 0.5 * np.log(np.diag(start["cov_zeta"]))])
-    result = scipy.optimize.minimize(negative, params0, jac=autograd.grad(negative), method="BFGS", options={"gtol": 1e-10})
+    result = _maximise(negative, params0)
     return {"mu": result.x[:3], "omega": result.x[3:], "elbo": -float(result.fun)}
 
 
@@ -387,7 +398,7 @@ def optimal_full_rank(x, y, **priors):
 
     L0 = np.linalg.cholesky(start["cov_zeta"])
     params0 = np.concatenate([start["mean_zeta"], L0[_TRIL]])
-    result = scipy.optimize.minimize(negative, params0, jac=autograd.grad(negative), method="BFGS", options={"gtol": 1e-10})
+    result = _maximise(negative, params0)
     mu, L = _unpack_full_rank(result.x)
     L = L * np.sign(np.diag(L))  # flip column signs: same L L^T, positive diagonal
     return {"mu": mu, "L": L, "cov": L @ L.T, "elbo": -float(result.fun)}

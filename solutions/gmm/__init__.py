@@ -33,19 +33,25 @@ def E_step(X, pi, mu, sigma):
     C = pi.shape[0]  # number of clusters
     d = mu.shape[1]  # dimension of each object
     gamma = np.zeros((N, C))  # distribution q(T)
-    # log(pi_c) + log N(x_i | mu_c, sigma_c) for every point and component. The Cholesky factor
-    # sigma_c = L L^T gives both the solve (no inverse) and the log-determinant.
-    log_joint = np.empty((N, C))
+    # y[c, i] = log(pi_c) + log N(x_i | mu_c, sigma_c), stored component-major so that the
+    # reductions over components below run along contiguous rows.
+    y = np.empty((C, N))
     with np.errstate(divide="ignore"):  # log(0) = -inf is right for an empty component
         log_pi = np.log(pi)
+    diff, z = np.empty((N, d)), np.empty((N, d))                 # buffers reused for every component
     for c in range(C):
-        L = np.linalg.cholesky(sigma[c])
-        z = solve_triangular(L, (X - mu[c]).T, lower=True)   # (d, N) = L^{-1} (x_i - mu_c)
+        L = np.linalg.cholesky(sigma[c])                         # sigma_c = L L^T
+        L_inv_t = solve_triangular(L, np.eye(d), lower=True).T   # a d x d triangular solve, no inverse of sigma
+        np.subtract(X, mu[c], out=diff)                          # centre first: no cancellation far from 0
+        np.matmul(diff, L_inv_t, out=z)                          # whitened points: |z_i|^2 is the Mahalanobis distance
         log_det = 2.0 * np.log(np.diag(L)).sum()
-        log_joint[:, c] = log_pi[c] - 0.5 * (d * np.log(2 * np.pi) + log_det + np.einsum("dn,dn->n", z, z))
-    # Softmax over components with the max trick: exp never overflows and the largest term is 1.
-    gamma = np.exp(log_joint - log_joint.max(axis=1, keepdims=True))
-    gamma /= gamma.sum(axis=1, keepdims=True)
+        np.einsum("nd,nd->n", z, z, out=y[c])
+        y[c] = log_pi[c] - 0.5 * (d * np.log(2 * np.pi) + log_det + y[c])
+    # Softmax over components with the max trick: the largest term becomes exp(0) = 1, nothing overflows.
+    y -= y.max(axis=0)
+    np.exp(y, out=y)
+    y /= y.sum(axis=0)
+    gamma = y.T.copy()
     return gamma
 
 
@@ -69,14 +75,14 @@ def M_step(X, gamma):
     N = X.shape[0]  # number of objects
     C = gamma.shape[1]  # number of clusters
     d = X.shape[1]  # dimension of each object
-    weights = gamma.sum(axis=0)                  # (C,) effective number of points per component
+    gamma_t = np.ascontiguousarray(gamma.T)       # (C, N): one contiguous row per component
+    weights = gamma_t.sum(axis=1)                  # N_c, the effective number of points of component c
     pi = weights / N
-    mu = (gamma.T @ X) / weights[:, None]
+    mu = (gamma_t @ X) / weights[:, None]
     sigma = np.empty((C, d, d))
     for c in range(C):
-        # sqrt-weighted centred points: W^T W is the weighted scatter matrix, symmetric by construction
-        W = np.sqrt(gamma[:, c])[:, None] * (X - mu[c])
-        sigma[c] = (W.T @ W) / weights[c]
+        diff = X - mu[c]                           # centred on the NEW mean: no cancellation
+        sigma[c] = ((diff.T * gamma_t[c]) @ diff) / weights[c]
     return pi, mu, sigma
 
 
@@ -105,11 +111,13 @@ def compute_vlb(X, pi, mu, sigma, gamma):
     log_density = np.empty((N, C))  # log N(x_i | mu_c, sigma_c)
     for c in range(C):
         L = np.linalg.cholesky(sigma[c])
-        z = solve_triangular(L, (X - mu[c]).T, lower=True)
+        z = (X - mu[c]) @ solve_triangular(L, np.eye(d), lower=True).T
         log_det = 2.0 * np.log(np.diag(L)).sum()
-        log_density[:, c] = -0.5 * (d * np.log(2 * np.pi) + log_det + np.einsum("dn,dn->n", z, z))
-    # xlogy(a, b) = a log b with 0 log 0 = 0: empty components and zero responsibilities are fine.
-    expected_complete = np.sum(gamma * log_density) + np.sum(xlogy(gamma, pi[None, :]))
+        log_density[:, c] = -0.5 * (d * np.log(2 * np.pi) + log_det + np.einsum("nd,nd->n", z, z))
+    # Products only where gamma > 0 (0 * -inf would be NaN), and xlogy(a, b) = a log b with
+    # 0 log 0 = 0: empty components and zero responsibilities are fine.
+    weighted = np.multiply(gamma, log_density, out=np.zeros_like(log_density), where=gamma > 0)
+    expected_complete = weighted.sum() + np.sum(xlogy(gamma, pi[None, :]))
     entropy = -np.sum(xlogy(gamma, gamma))
     loss = float(expected_complete + entropy)
     return loss
@@ -137,9 +145,9 @@ def log_likelihood(X, pi, mu, sigma):
         log_pi = np.log(pi)
     for c in range(C):
         L = np.linalg.cholesky(sigma[c])
-        z = solve_triangular(L, (X - mu[c]).T, lower=True)
+        z = (X - mu[c]) @ solve_triangular(L, np.eye(d), lower=True).T
         log_det = 2.0 * np.log(np.diag(L)).sum()
-        log_joint[:, c] = log_pi[c] - 0.5 * (d * np.log(2 * np.pi) + log_det + np.einsum("dn,dn->n", z, z))
+        log_joint[:, c] = log_pi[c] - 0.5 * (d * np.log(2 * np.pi) + log_det + np.einsum("nd,nd->n", z, z))
     ll = float(logsumexp(log_joint, axis=1).sum())
     return ll
 
