@@ -19,7 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--assignment", "-a", required=True, help="assignment id: gmm, prankster, hard_em, advi")
     grade.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
     grade.add_argument("--out", "-o", help="write the report to this file instead of standard output")
-    grade.add_argument("--only", nargs="+", metavar="FUNCTION", help="grade only these functions")
+    grade.add_argument("--only", type=lambda text: [f for f in text.split(",") if f], metavar="F1,F2",
+                       help="grade only these functions (comma-separated)")
     grade.add_argument("paths", nargs="+", metavar="PATH")
     sub.add_parser("serve", help="grade requests from stdin (used by nbgrader's hidden test cells)")
     return parser

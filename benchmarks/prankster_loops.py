@@ -131,15 +131,16 @@ def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50, h
     LL : array, shape (number_of_iters + 2,)
     """
     H, W, K = X.shape
-    rng = np.random.default_rng(0)
+    mean_image = np.mean(X, axis=2)
     if F is None:
-        F = rng.uniform(0.0, 255.0, (H, w))
+        # Average of the mean image's windows over all positions.
+        F = np.lib.stride_tricks.sliding_window_view(mean_image, w, axis=1).mean(axis=1)
     if B is None:
-        B = np.mean(X, axis=2)
+        B = mean_image
     if a is None:
         a = np.full(W - w + 1, 1.0 / (W - w + 1))
     if s is None:
-        s = float(np.sqrt(np.mean((X - np.mean(X, axis=2, keepdims=True)) ** 2)))
+        s = float(np.sqrt(np.mean((X - mean_image[:, :, None]) ** 2)))
     q = run_e_step(X, F, B, s, a, hard_EM)
     LL = [calculate_lower_bound(X, F, B, s, a, q, hard_EM)]
     for _ in range(max_iter):

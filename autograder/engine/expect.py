@@ -102,7 +102,10 @@ def close(got, expected, what: str, *, rtol: float, atol: float, why: str = "", 
     if got.ndim == 0:
         raise Failed(f"{what} is {_num(got)}, expected {_num(expected)} "
                      f"(difference {_num(got - expected)}, tolerance {_num(allowed)})", why=why, case=case)
-    order = np.argsort(-(np.where(bad, error / np.maximum(allowed, 1e-300), -1)), axis=None)
+    # Worst first: NaN (or inf) entries before any finite mismatch.
+    with np.errstate(invalid="ignore", over="ignore"):
+        severity = np.where(np.isfinite(error), error / np.maximum(allowed, 1e-300), np.inf)
+    order = np.argsort(-np.where(bad, severity, -1.0), axis=None, kind="stable")
     lines = []
     for flat in order[:3]:
         idx = np.unravel_index(flat, got.shape)

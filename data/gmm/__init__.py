@@ -58,7 +58,8 @@ def sample_mixture(n: int, pi: np.ndarray, mu: np.ndarray, sigma: np.ndarray,
 
 
 def initial_parameters(X: np.ndarray, C: int, rng: np.random.Generator):
-    """The starting point of the graded cells: random weights, means near the data, unit covariances.
+    """The starting point of the graded cells: random weights, means near the data, and random
+    covariances of the data's scale (not the identity, so determinants and solves are exercised).
 
     Returns
     -------
@@ -69,7 +70,8 @@ def initial_parameters(X: np.ndarray, C: int, rng: np.random.Generator):
     d = X.shape[1]
     pi0 = rng.dirichlet(np.full(C, 5.0))
     mu0 = X.mean(axis=0) + rng.standard_normal((C, d)) * X.std(axis=0)
-    sigma0 = np.repeat(np.eye(d)[None], C, axis=0)
+    A = rng.standard_normal((C, d, d)) * X.std(axis=0)[None, :, None]
+    sigma0 = A @ np.swapaxes(A, 1, 2) / d + np.diag(X.var(axis=0))[None] / 2
     return pi0, mu0, sigma0
 
 

@@ -237,11 +237,13 @@ def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50, h
     w : int
         Width of the face.
     F : array, shape (H, w), optional
-        Initial estimate of the prankster's face; default: random grey levels drawn from a
-        generator with a fixed seed, so that runs are reproducible.
+        Initial estimate of the prankster's face; default: the average over all positions of
+        the average image's (H, w) windows, i.e. the face the M-step would estimate if every
+        position were equally likely. This deterministic start is much more robust than random
+        grey levels, from which EM often settles on a piece of the background.
     B : array, shape (H, W), optional
-        Initial estimate of the background; default: the average image, the face being blurred
-        away by its moving around.
+        Initial estimate of the background; default: the average image, in which the moving
+        face is blurred away.
     s : float, optional
         Initial estimate of the standard deviation of the noise; default: the standard
         deviation of the images around the average image, large enough that the first
@@ -267,15 +269,16 @@ def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50, h
         E-step; number_of_iters is the number of iterations done.
     """
     H, W, K = X.shape
-    rng = np.random.default_rng(0)
+    mean_image = np.mean(X, axis=2)
     if F is None:
-        F = rng.uniform(0.0, 255.0, (H, w))
+        # Average of the mean image's windows over all positions.
+        F = np.lib.stride_tricks.sliding_window_view(mean_image, w, axis=1).mean(axis=1)
     if B is None:
-        B = np.mean(X, axis=2)
+        B = mean_image
     if a is None:
         a = np.full(W - w + 1, 1.0 / (W - w + 1))
     if s is None:
-        s = float(np.sqrt(np.mean((X - np.mean(X, axis=2, keepdims=True)) ** 2)))
+        s = float(np.sqrt(np.mean((X - mean_image[:, :, None]) ** 2)))
     ### BEGIN SOLUTION
     q = run_e_step(X, F, B, s, a, hard_EM)
     LL = [calculate_lower_bound(X, F, B, s, a, q, hard_EM)]

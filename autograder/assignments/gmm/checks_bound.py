@@ -22,6 +22,7 @@ def _diagnose_bound(got: float, X, pi, mu, sigma, gamma) -> str:
     constant = 0.5 * N * d * np.log(2 * np.pi)
     candidates = {
         "the entropy term -sum gamma log gamma is missing": q_value,
+        "the entropy term is counted twice": q_value + 2 * h_value,
         "the entropy term has the wrong sign (it is MINUS sum gamma log gamma)": q_value - h_value,
         "the constant -d/2 log(2 pi) of the Gaussian log-density is missing": q_value + h_value + constant,
         "the log(pi_c) term is missing": q_value + h_value - float(np.sum(gamma * np.log(np.where(pi > 0, pi, 1)))),
@@ -78,10 +79,13 @@ def vlb_tight(ctx):
 @ASSIGNMENT.check("compute_vlb", "never exceeds the log-likelihood", 1)
 def vlb_below(ctx):
     for N, d, C in HIDDEN_SIZES[1:4]:
-        X, (pi, mu, sigma) = theory.random_problem(ctx.rng, N, d, C)
+        X, (pi, mu, sigma) = theory.random_problem(ctx.rng, N, d, C, spread=1.0)
         ll = theory.log_likelihood(X, pi, mu, sigma)
-        for concentration in (0.3, 3.0):
-            gamma = theory.random_responsibilities(ctx.rng, N, C, concentration)
+        posterior = theory.posterior(X, pi, mu, sigma)
+        # From nearly the posterior (tiny KL gap, so an inflated entropy shows) to far from it.
+        for blend in (0.02, 0.3, 1.0):
+            noise = theory.random_responsibilities(ctx.rng, N, C, concentration=1.0)
+            gamma = (1 - blend) * posterior + blend * noise
             got = _bound(ctx, X, pi, mu, sigma, gamma, "the bound")
             if got > ll + 1e-9 * abs(ll):
                 raise Failed(f"for a q that is not the posterior the bound {got:.10g} exceeds the "

@@ -246,9 +246,9 @@ def m_step_hard(ctx):
     X, _ = theory.random_problem(rng, 3000, 10, 4)
     X = X + 1e3
     gamma = theory.random_responsibilities(rng, 3000, 4, concentration=0.3)
-    gamma[:, 3] *= 1e-4
+    gamma[:, 3] *= 1e-5
     gamma /= gamma.sum(axis=1, keepdims=True)
     expected = ctx.reference("M_step")(X, gamma)
     got = validate_parameters(ctx.run(X, gamma), 4, 10)
     compare_parameters(got, expected, case="N=3000, d=10, C=4, data centred near 1000, "
-                                           "component 3 with total responsibility ~0.3")
+                                           "component 3 with a total responsibility below 1")

@@ -1,0 +1,22 @@
+"""Shared test set-up: one BLAS thread per process, the virtualenv's bin/ on PATH, paths."""
+
+import os
+import sys
+from pathlib import Path
+
+# Before numpy is imported anywhere: multi-threaded BLAS makes the many small linear-algebra
+# calls of the checks an order of magnitude slower on a 2-core machine.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+# nbgrader runs `alembic`, and notebooks start kernels: both need this interpreter's bin/ on PATH.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT / "tests" / "corpora"
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT

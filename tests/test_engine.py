@@ -1,0 +1,97 @@
+"""The check engine: expectations that do not hide bugs, a runner that never crashes."""
+
+import numpy as np
+import pytest
+
+from autograder.engine import Assignment, Failed, Task, expect, run_checks
+from autograder.engine.executors import InProcessExecutor, SandboxExecutor
+from autograder.loading import submission_from_cells
+from autograder.sandbox.codec import Opaque
+
+
+def test_close_does_not_wave_through_a_factor_of_ten_on_small_numbers():
+    with pytest.raises(Failed):
+        expect.close(np.array([1e-8]), np.array([1e-9]), "x", rtol=1e-6, atol=1e-12)
+    expect.close(np.array([1e-9 * (1 + 1e-9)]), np.array([1e-9]), "x", rtol=1e-6, atol=1e-12)
+
+
+def test_close_requires_explicit_tolerances():
+    with pytest.raises(TypeError):
+        expect.close(1.0, 1.0, "x")  # no default tolerance exists
+
+
+def test_close_reports_the_worst_entries_and_nan():
+    with pytest.raises(Failed) as info:
+        expect.close(np.array([[1.0, np.nan], [3.0, 4.5]]), np.array([[1.0, 2.0], [3.0, 4.0]]), "m",
+                     rtol=1e-9, atol=0)
+    assert "2 of 4 entries" in info.value.message and "(0, 1)" in info.value.message
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "is None"), (Opaque("generator", "g"), "generator"), ([[1, 2], [3]], "numpy array"),
+    (np.zeros((3, 2)), "looks transposed"), (np.array([1.0, np.inf]), "non-finite"),
+])
+def test_array_validation_messages(value, message):
+    with pytest.raises(Failed) as info:
+        expect.array(value, "gamma", shape=(2, 3) if message == "looks transposed" else None)
+    assert message in info.value.render()
+
+
+def test_scalar_accepts_numpy_scalars_and_size_one_arrays():
+    assert expect.scalar(np.float64(2.5), "v") == 2.5
+    assert expect.scalar(np.array([3.0]), "v") == 3.0
+    with pytest.raises(Failed):
+        expect.scalar(np.array([1.0, 2.0]), "v")
+
+
+def _toy_assignment():
+    toy = Assignment("toy", "Toy", [Task("double", "(x)"), Task("triple", "(x)")])
+
+    @toy.check("double", "doubles", 2)
+    def doubles(ctx):
+        expect.close(expect.scalar(ctx.run(3.0), "double(3)"), 6.0, "double(3)", rtol=0, atol=0)
+
+    @toy.check("double", "needs the answer key", 1, needs_reference=True)
+    def hidden(ctx):
+        expect.close(ctx.run(2.0), ctx.reference("double")(2.0), "double(2)", rtol=0, atol=0)
+
+    @toy.check("triple", "triples", 1)
+    def triples(ctx):
+        expect.close(expect.scalar(ctx.run(1.0), "triple(1)"), 3.0, "triple(1)", rtol=0, atol=0)
+
+    @toy.check("triple", "grader bug", 1)
+    def buggy(ctx):
+        raise ZeroDivisionError("oops")
+
+    return toy
+
+
+class _Ref:
+    @staticmethod
+    def double(x):
+        return 2 * x
+
+
+def test_runner_scores_and_skips_reference_checks_without_a_reference():
+    ns = {"double": lambda x: 2 * x, "triple": lambda x: 3 * x}
+    result = run_checks(_toy_assignment(), InProcessExecutor(ns))
+    statuses = {t.name: t.status for t in result.tests}
+    assert statuses["needs the answer key"] == "skipped"
+    assert result.score == 3 and result.max_score == 4  # the grader bug scores 0, loudly
+    assert "internal error" in next(t.feedback for t in result.tests if t.name == "grader bug")
+
+
+def test_a_missing_function_fails_only_its_own_checks():
+    sub = submission_from_cells(["def double(x):\n    return 2 * x", "def triple(:\n  pass"])
+    with SandboxExecutor(sub) as executor:
+        result = run_checks(_toy_assignment(), executor, reference=_Ref)
+    scores = result.function_scores()
+    assert scores["double"] == (3.0, 3.0) and scores["triple"][0] == 0
+    feedback = next(t.feedback for t in result.tests if t.function == "triple")
+    assert "not defined" in feedback and "SyntaxError" in feedback
+
+
+def test_not_implemented_is_explained():
+    ns = {"double": lambda x: (_ for _ in ()).throw(NotImplementedError()), "triple": lambda x: 3 * x}
+    result = run_checks(_toy_assignment(), InProcessExecutor(ns), only=["double"])
+    assert "not implemented yet" in result.tests[0].feedback
