@@ -105,7 +105,10 @@ def time_em_to_face(em, X, w, true_face, hard_EM):
     return iterations, seconds, correlation(F, true_face)
 
 
-def verdict(ok):
+def verdict(ok, judged=True):
+    """How a number compares with its target; targets are for the full data only."""
+    if not judged:
+        return "target is for the full data"
     return "ok" if ok else "MISSED"
 
 
@@ -138,27 +141,30 @@ def main(argv=None):
     relative, absolute_q = largest_differences(ref_result, loop_result)
     same = relative < 1e-9 and absolute_q < 1e-9
     speedup = loop_seconds / ref_seconds
+    judged = not args.quick
+    fast = ref_seconds < TARGET_ITERATION_SECONDS
     print(f"one EM iteration (M-step + bound + E-step), median of {args.repeats}:")
-    print(f"  reference {ref_seconds:8.3f} s   [{verdict(ref_seconds < TARGET_ITERATION_SECONDS)}: "
+    print(f"  reference {ref_seconds:8.3f} s   [{verdict(fast, judged)}: "
           f"< {TARGET_ITERATION_SECONDS} s]")
     print(f"  loops     {loop_seconds:8.3f} s")
-    print(f"  speed-up  {speedup:8.1f} x   [{verdict(speedup >= TARGET_SPEEDUP)}: "
+    print(f"  speed-up  {speedup:8.1f} x   [{verdict(speedup >= TARGET_SPEEDUP, judged)}: "
           f">= {TARGET_SPEEDUP:.0f} x]")
     print(f"  same results: {same} (largest relative difference of F, B, s, a, bound "
           f"{relative:.1e}; of q, absolute {absolute_q:.1e})")
+    all_ok = same and (not judged or (fast and speedup >= TARGET_SPEEDUP))
 
     print(f"EM from run_EM's default start until corr(F, true face) >= {RECOGNISABLE}:")
-    all_ok = same and ref_seconds < TARGET_ITERATION_SECONDS and speedup >= TARGET_SPEEDUP
     for label, hard_EM in (("EM", False), ("hard EM", True)):
         iterations, seconds, reached = time_em_to_face(reference, X, w, true_face, hard_EM)
         if iterations is None:
-            print(f"  {label:8s} not recognisable after {MAX_ITERATIONS} iterations   [MISSED]")
-            all_ok = False
+            print(f"  {label:8s} not recognisable after {MAX_ITERATIONS} iterations   "
+                  f"[{verdict(False, judged)}]")
+            all_ok = all_ok and not judged
             continue
         ok = seconds < TARGET_EM_SECONDS
-        all_ok = all_ok and ok
+        all_ok = all_ok and (ok or not judged)
         print(f"  {label:8s} {iterations:3d} iterations, {seconds:6.2f} s (corr {reached:.3f})   "
-              f"[{verdict(ok)}: < {TARGET_EM_SECONDS:.0f} s]")
+              f"[{verdict(ok, judged)}: < {TARGET_EM_SECONDS:.0f} s]")
     for label, hard_EM in (("EM", False), ("hard EM", True)):
         start = time.perf_counter()
         F, B, s, a, LL = reference.run_EM(X, w, hard_EM=hard_EM)

@@ -6,20 +6,21 @@ pasted at an unknown column offset ``d_k``, drawn from a prior ``a`` over the ``
 possible offsets, plus heavy Gaussian pixel noise with standard deviation ``noise_sd``; the
 result is rounded to integers and clipped to ``[0, 255]`` like a real 8-bit camera::
 
-    X[:, :, k] = clip(round(B with F pasted at columns d_k .. d_k + w - 1 + noise_sd * N(0, I)))
+    clean_k    = B with F pasted over its columns d_k .. d_k + w - 1
+    X[:, :, k] = clip(round(clean_k + noise_sd * N(0, I)), 0, 255)
 
 The noise is so strong that no single shot shows a face, yet EM on all the shots does.
 
 The face is one of the :data:`SUSPECTS` of a lineup. Every portrait and the background are drawn
 procedurally with numpy (no photograph of anybody is involved) and every suspect is fictional.
-The culprit is picked from the seed by a hash, so their name never appears in the data, in this
-file or in anything the notebook prints: :func:`identify` names the suspect that a recovered
-face looks like and :func:`is_culprit` checks an accusation.
+The culprit is picked from the seed by a hash, so who it is appears in plain text nowhere: not in
+the data, not in this file, not in anything the notebook prints. :func:`identify` names the
+suspect that a recovered face looks like and :func:`is_culprit` checks an accusation.
 
 Reproducibility: everything random comes from ``numpy.random.default_rng(seed)`` (PCG64) through
 the ``random`` and ``standard_normal`` methods, whose streams numpy keeps stable; the drawings
-use only additions, multiplications and comparisons, which IEEE 754 makes identical on every
-machine. So a seed gives the same bytes everywhere. Generated data sets are cached on disk
+use only the four basic operations and comparisons on whole-number grey levels, which IEEE 754
+rounds identically on every machine. So a seed gives the same bytes everywhere. Generated data sets are cached on disk
 (``$COURSE_DATA_CACHE`` or ``~/.cache/em-vi-course/``) as compressed ``uint8``; a missing or
 corrupt cache file is simply regenerated.
 """
@@ -61,13 +62,13 @@ _ACCUSATION_SALT = b"em-vi-course/prankster/accusation"
 # ---------------------------------------------------------------------------------------------
 
 class Suspect(NamedTuple):
-    """Features of one (fictional) suspect; every tone is a grey level in 0..255."""
+    """Features of one (fictional) suspect; every tone is a whole grey level in 0..255."""
 
     name: str
     head: str  # "oval", "round", "square" or "long"
-    skin: float
+    skin: int
     hair: str  # "short", "long", "bald", "spiky", "curly" or "bun"
-    hair_tone: float
+    hair_tone: int
     eyes: str  # "dots", "wide" or "sleepy"
     brows: str  # "thin", "bushy" or "raised"
     glasses: str  # "none", "round", "square" or "shades"
@@ -75,27 +76,35 @@ class Suspect(NamedTuple):
     mouth: str  # "smile", "flat", "open" or "frown"
     ears: str  # "small" or "big"
     hat: str  # "none", "top", "beanie" or "cap"
-    clothes: float
-    backdrop: float
+    clothes: int
+    backdrop: int
 
 
 SUSPECTS = (
-    Suspect("Ada Quillfeather", "oval", 205, "long", 40, "wide", "thin", "round", "none",
-            "smile", "small", "none", 70, 150),
-    Suspect("Bruno Latchkey", "square", 170, "bald", 50, "dots", "bushy", "none", "full",
-            "flat", "big", "none", 215, 120),
-    Suspect("Cleo Marbleton", "round", 215, "curly", 225, "wide", "raised", "none", "none",
-            "open", "small", "none", 35, 95),
-    Suspect("Dmitri Pawnsworth", "long", 190, "short", 30, "sleepy", "thin", "none",
-            "moustache", "frown", "small", "top", 25, 185),
-    Suspect("Edna Dicewright", "oval", 180, "bun", 160, "dots", "thin", "shades", "none",
-            "flat", "small", "none", 120, 230),
-    Suspect("Felix Tokenby", "round", 200, "short", 95, "dots", "raised", "square", "goatee",
-            "smile", "big", "beanie", 160, 75),
-    Suspect("Greta Meeplestone", "square", 225, "spiky", 20, "wide", "bushy", "none", "none",
-            "smile", "small", "none", 240, 160),
-    Suspect("Hugo Cardshuffle", "long", 165, "short", 230, "sleepy", "bushy", "round", "full",
-            "open", "big", "cap", 90, 110),
+    Suspect("Ada Quillfeather", head="oval", skin=205, hair="long", hair_tone=40, eyes="wide",
+            brows="thin", glasses="round", beard="none", mouth="smile", ears="small",
+            hat="none", clothes=70, backdrop=150),
+    Suspect("Bruno Latchkey", head="square", skin=170, hair="bald", hair_tone=50, eyes="dots",
+            brows="bushy", glasses="none", beard="full", mouth="flat", ears="big",
+            hat="none", clothes=215, backdrop=120),
+    Suspect("Cleo Marbleton", head="round", skin=215, hair="curly", hair_tone=225, eyes="wide",
+            brows="raised", glasses="none", beard="none", mouth="open", ears="small",
+            hat="none", clothes=35, backdrop=95),
+    Suspect("Dmitri Pawnsworth", head="long", skin=190, hair="short", hair_tone=30,
+            eyes="sleepy", brows="thin", glasses="none", beard="moustache", mouth="frown",
+            ears="small", hat="top", clothes=25, backdrop=185),
+    Suspect("Edna Dicewright", head="oval", skin=180, hair="bun", hair_tone=160, eyes="dots",
+            brows="thin", glasses="shades", beard="none", mouth="flat", ears="small",
+            hat="none", clothes=120, backdrop=230),
+    Suspect("Felix Tokenby", head="round", skin=200, hair="short", hair_tone=95, eyes="dots",
+            brows="raised", glasses="square", beard="goatee", mouth="smile", ears="big",
+            hat="beanie", clothes=160, backdrop=75),
+    Suspect("Greta Meeplestone", head="square", skin=225, hair="spiky", hair_tone=20,
+            eyes="wide", brows="bushy", glasses="none", beard="none", mouth="smile",
+            ears="small", hat="none", clothes=240, backdrop=160),
+    Suspect("Hugo Cardshuffle", head="long", skin=165, hair="short", hair_tone=230,
+            eyes="sleepy", brows="bushy", glasses="round", beard="full", mouth="open",
+            ears="big", hat="cap", clothes=90, backdrop=110),
 )
 """The lineup: eight fictional suspects with clearly different features."""
 
@@ -108,7 +117,7 @@ class _Canvas:
 
     ``y`` runs from 0 (top) to 1 (bottom) over the height; ``x`` is in the same unit (so circles
     stay round) and starts at ``x0``. Shapes are boolean masks built from ``x`` and ``y`` with
-    additions, multiplications and comparisons only.
+    the four basic operations and comparisons only.
     """
 
     def __init__(self, shape, x0=0.0, tone=0.0):
@@ -125,6 +134,7 @@ class _Canvas:
         self.pixels[np.broadcast_to(mask, self.pixels.shape)] = tone
 
     def ellipse(self, cx, cy, rx, ry):
+        """Points inside the axis-aligned ellipse of centre (cx, cy) and radii (rx, ry)."""
         return ((self.x - cx) / rx) ** 2 + ((self.y - cy) / ry) ** 2 <= 1.0
 
     def rounded_box(self, cx, cy, rx, ry):
@@ -132,6 +142,7 @@ class _Canvas:
         return ((self.x - cx) / rx) ** 4 + ((self.y - cy) / ry) ** 4 <= 1.0
 
     def box(self, x0, x1, y0, y1):
+        """Points of the rectangle [x0, x1] x [y0, y1]."""
         return (self.x >= x0) & (self.x <= x1) & (self.y >= y0) & (self.y <= y1)
 
     def segment(self, p, r, thickness):
@@ -463,7 +474,7 @@ def _culprit_index(seed):
     return int.from_bytes(digest[:8], "little") % len(SUSPECTS)
 
 
-def position_prior(n_positions, rng):
+def _position_prior(n_positions, rng):
     """A non-uniform prior over face positions: two bumps of seeded place and size on a floor.
 
     The prankster lingers at two places of the wall (where the games were hidden...) and passes
@@ -526,7 +537,7 @@ def _truth(seed, height, width, face_width, n_images, noise_sd):
     rng = np.random.default_rng(seed)
     face = draw_portrait(SUSPECTS[_culprit_index(seed)], (height, face_width))
     background = draw_background((height, width))
-    prior = position_prior(width - face_width + 1, rng)
+    prior = _position_prior(width - face_width + 1, rng)
     offsets = _draw_offsets(prior, n_images, rng)
     truth = {"face": face, "background": background, "offsets": offsets, "prior": prior,
              "noise_sd": float(noise_sd)}
@@ -544,14 +555,15 @@ def _check_sizes(height, width, face_width, n_images, noise_sd):
 
 def _generate_uint8(seed, height, width, face_width, n_images, noise_sd):
     truth, rng = _truth(seed, height, width, face_width, n_images, noise_sd)
-    images = compose_images(truth["face"], truth["background"], truth["offsets"])
-    # Draw the noise in place (one block, in C order) to keep the peak memory at two arrays.
-    noise = rng.standard_normal(images.shape)
-    noise *= noise_sd
-    noise += images
-    np.round(noise, out=noise)
-    np.clip(noise, 0, 255, out=noise)
-    return noise.astype(np.uint8), truth
+    clean = compose_images(truth["face"], truth["background"], truth["offsets"])
+    # The noise is drawn as one block in C order; in-place updates keep the peak memory at two
+    # (H, W, K) arrays.
+    shots = rng.standard_normal(clean.shape)
+    shots *= noise_sd
+    shots += clean
+    np.round(shots, out=shots)
+    np.clip(shots, 0, 255, out=shots)
+    return shots.astype(np.uint8), truth
 
 
 def generate(K=1000, seed=DEFAULT_SEED, *, height=100, width=200, face_width=73,

@@ -62,6 +62,7 @@ class Context:
         self.ref = reference
         self.rng = np.random.default_rng(check.seed)
         self.last: CallOutcome | None = None
+        self.timed_out = False
 
     # ----------------------------------------------------------------------------- facts
     @property
@@ -110,6 +111,7 @@ class Context:
             standins = self.default_standins()
         self.last = self.executor.call(self.task.name, args, kwargs, standins=dict(standins),
                                        seed=self.check.seed, timeout=timeout or self.check.timeout)
+        self.timed_out |= self.last.status == "timeout"
         return self.last
 
     def failure(self, outcome: CallOutcome | None = None) -> StudentCodeFailed:
@@ -126,6 +128,7 @@ class Context:
         outcome = self.executor.call(name, args, kwargs, standins=dict(standins or {}),
                                      seed=self.check.seed, timeout=timeout or self.check.timeout)
         self.last = outcome
+        self.timed_out |= outcome.status == "timeout"
         if not outcome.ok:
             raise StudentCodeFailed(*explain_outcome(name, outcome, self.executor))
         if outcome.mutated and not allow_mutation:

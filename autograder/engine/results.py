@@ -15,6 +15,7 @@ class CheckResult:
     feedback: str = ""
     status: str = ""         # "passed", "failed", "skipped" (student-side: needs the reference)
     hints: tuple = ()
+    timed_out: bool = False  # the student's function hung during this check
 
     def to_dict(self) -> dict:
         """The CLI contract's per-test object."""

@@ -49,6 +49,7 @@ def render_html(result: SubmissionResult, *, title: str | None = None, functions
         cls = "ag-ok" if ok else "ag-bad"
         parts.append(f'<div class="ag-fn {cls}">{"✓" if ok else "✗"} {_e(function)} '
                      f'<span class="ag-score">{score:g} / {total:g}</span></div>')
+        previous = None
         for t in tests:
             if t.status == "skipped":
                 parts.append(f'<div class="ag-check ag-skip">· {_e(t.name)} <i>({_e(t.feedback)})</i></div>')
@@ -56,7 +57,9 @@ def render_html(result: SubmissionResult, *, title: str | None = None, functions
                 parts.append(f'<div class="ag-check ag-ok">✓ {_e(t.name)}</div>')
             else:
                 parts.append(f'<div class="ag-check ag-bad">✗ {_e(t.name)} (0 / {t.max_score:g})</div>')
-                parts.append(f'<div class="ag-feedback">{_e(t.feedback)}</div>')
+                if t.feedback != previous:
+                    parts.append(f'<div class="ag-feedback">{_e(t.feedback)}</div>')
+                previous = t.feedback
     for caption, uri in (images or {}).items():
         parts.append(f'<figure><img src="{uri}" style="max-width:100%"><figcaption>{_e(caption)}</figcaption></figure>')
     if footer:

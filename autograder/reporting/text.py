@@ -29,11 +29,16 @@ def render_text(result: SubmissionResult, *, functions: list[str] | None = None,
         total = sum(t.max_score for t in graded)
         mark = PASS if all(t.passed for t in graded) else FAIL
         lines.append(f"{mark} {function}: {_points(score)} / {_points(total)}")
+        previous = None
         for t in tests:
             if t.status == "skipped":
                 lines.append(f"    {SKIP} {t.name} ({t.feedback})")
             elif not t.passed:
                 lines.append(f"    {FAIL} {t.name} (0 / {_points(t.max_score)})")
+                if t.feedback == previous:
+                    lines.append("        (same as above)")
+                    continue
+                previous = t.feedback
                 for para in t.feedback.splitlines():
                     lines.extend(textwrap.wrap(para, width=width - 8, initial_indent="        ",
                                                subsequent_indent="        ", replace_whitespace=False,

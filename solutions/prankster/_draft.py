@@ -211,17 +211,25 @@ def run_m_step(X, q, w, hard_EM=False):
     # B: q-weighted average over the images and positions where column j shows the background.
     face_column = np.arange(W)[:, None] - positions[None, :]
     in_face = (face_column >= 0) & (face_column < w)  # (W, W-w+1)
-    background_weight = (~in_face).astype(float) @ q  # (W, K): P(column j of X_k is background)
-    weight = background_weight.sum(axis=1)
+    shows_background = (~in_face).astype(float) @ q  # (W, K): P(column j of X_k is background)
+    background_weight = shows_background.sum(axis=1)  # (W,)
     B = X.mean(axis=2)  # kept where the weight is 0 (see Returns)
-    np.divide(np.einsum("ijk,jk->ij", X, background_weight), weight, out=B, where=weight > 0)
+    np.divide(np.einsum("ijk,jk->ij", X, shows_background), background_weight, out=B,
+              where=background_weight > 0)
 
-    # s: root of the q-expected squared error per pixel, with the new F and B. The squared
-    # errors are those of calculate_log_probability: its value at s = 1 is
-    # -H W log(2 pi) / 2 - squared_error / 2.
-    log_probability = calculate_log_probability(X, F, B, 1.0)
-    squared_error = -2.0 * log_probability - H * W * np.log(2.0 * np.pi)
-    s = float(np.sqrt(max(np.sum(q * squared_error), 0.0) / (H * W * total)))
+    # s: root of the q-expected squared error per pixel, with the new F and B. Expanding as in
+    # calculate_log_probability, sum_{d,k} q[d, k] ||X_k - model_d||^2 is
+    # sum_k ||R_k||^2 - 2 sum_d <Delta_d, sum_k q[d, k] R_k> + sum_d n_d ||Delta_d||^2
+    # (R = X - B, n_d = images_per_position), and sum_k q[d, k] R_k = summed - n_d B needs no
+    # new product over the images.
+    delta = np.where(in_face, F[:, np.clip(face_column, 0, w - 1)] - B[:, :, None], 0.0)
+    residual = X - B[:, :, None]
+    weighted_residual = summed - B[:, :, None] * images_per_position
+    expected_error = (np.einsum("ijk,ijk->k", residual, residual) @ q.sum(axis=0)
+                      - 2.0 * np.sum(delta * weighted_residual)
+                      + np.einsum("ijd,ijd->d", delta, delta) @ images_per_position)
+    # Rounding can make an exact fit's error slightly negative.
+    s = float(np.sqrt(max(expected_error, 0.0) / (H * W * total)))
     return F, B, s, a
     ### END SOLUTION
 
