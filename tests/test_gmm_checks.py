@@ -5,6 +5,8 @@ that must catch it. Functions other than the mutated one are not graded here: th
 tests/corpora/gmm proves that a bug costs points only where it is.
 """
 
+import linecache
+
 import numpy as np
 import pytest
 
@@ -74,6 +76,8 @@ MUTATIONS = [
      {"skips restarts whose covariances collapse"}),
     ("train_EM", "every restart from the same means", "mu = X[np.random.choice(N, size=C, replace=False)]",
      "mu = X[np.zeros(C, dtype=int)]", {"finds the best optimum where restarts matter"}),
+    ("train_EM", "re-seeds every restart", "pi = np.full(C, 1.0 / C)",
+     "np.random.seed(0); pi = np.full(C, 1.0 / C)", {"restarts start from different points"}),
     ("assert_bound_never_decreases", "demands strict increase", "slack = 1e-9 * abs(previous)",
      "slack = -1.0", {"passes on a correct EM"}),
     ("assert_bound_never_decreases", "M-step never checked", "assert after_m >= previous - slack",
@@ -84,6 +88,9 @@ MUTATIONS = [
      "assert value > best", {"passes on a correct M-step"}),
     ("assert_m_step_maximises", "never fires", "assert value <= best + 1e-9 * abs(best)", "assert True",
      {"catches covariances taken around the origin", "catches weights that ignore gamma"}),
+    ("assert_m_step_maximises", "never moves the means",
+     "new_mu = mu + scale * rng.standard_normal((C, d)) * np.sqrt(np.diagonal(sigma, axis1=1, axis2=2))",
+     "new_mu = mu", {"catches means divided by N"}),
     ("assert_bound_is_tight", "tolerance of 50%", "assert abs(tight - ll) <= 1e-8 * abs(ll)",
      "assert abs(tight - ll) <= 0.5 * abs(ll)", {"catches a bound without the entropy"}),
     ("assert_bound_is_tight", "tight only", "assert value <= ll + 1e-8 * abs(ll)", "assert True",
@@ -97,6 +104,12 @@ MUTATIONS = [
      {"catches covariances divided by N"}),
     ("assert_recovers_parameters", "means never compared", "assert np.max(np.abs(mean_mu - mu)) <= tol * scale",
      "assert True", {"catches biased means"}),
+    ("assert_recovers_parameters", "weights never compared", "assert np.max(np.abs(mean_pi - pi)) <= tol",
+     "assert True", {"catches wrong weights"}),
+    ("E_step_diag", "a comprehension over components", "precision = 1.0 / var",
+     "precision = np.array([1.0 / v for v in var])", {"has no Python loop"}),
+    ("M_step_diag", "a comprehension over components", "pi = weights / X.shape[0]",
+     "pi = np.array([w / X.shape[0] for w in weights])", {"has no Python loop"}),
     ("E_step_diag", "log-variance without the 1/2", "np.log(var).sum(axis=1) + maha)",
      "2 * np.log(var).sum(axis=1) + maha)", {"visible fixture", "hidden random inputs match the reference"}),
     ("E_step_diag", "log of normalised exponentials",
@@ -138,9 +151,10 @@ def test_the_reference_passes_everything_in_both_modes():
     submission = submission_from_cells([SOURCE])
     with SandboxExecutor(submission) as executor:
         result = run_checks(ASSIGNMENT, executor, reference=REFERENCE)
-    assert result.score == result.max_score == 60, [t.feedback for t in result.tests if not t.passed]
+    assert result.score == result.max_score == ASSIGNMENT.points(), [t.feedback for t in result.tests if not t.passed]
     namespace = {}
-    exec(compile(SOURCE, "reference", "exec"), namespace)
+    linecache.cache["<reference>"] = (len(SOURCE), None, SOURCE.splitlines(True), "<reference>")
+    exec(compile(SOURCE, "<reference>", "exec"), namespace)
     student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), reference=None)
     assert all(t.passed for t in student_side.tests if t.status != "skipped")
 

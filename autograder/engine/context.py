@@ -9,7 +9,7 @@ import numpy as np
 
 from ..sandbox import CallOutcome
 from .check import Assignment, Check, Task
-from .failures import Failed, GraderError, StudentCodeFailed
+from .failures import CannotCheckHere, Failed, GraderError, StudentCodeFailed
 
 
 @dataclass
@@ -114,6 +114,19 @@ class Context:
         self.timed_out |= self.last.status == "timeout"
         return self.last
 
+    def source(self, name: str | None = None) -> str:
+        """The source text of the student's ``name`` (default: the function under check).
+
+        In the sandbox it is always available. In a student's kernel it may not be (code created
+        by exec): then the check is reported as skipped there, and runs when graded.
+        """
+        text = self.executor.source(name or self.task.name)
+        if text is None:
+            if self.executor.in_process and self.ref is None:
+                raise CannotCheckHere("the source of this function is not available here; checked when graded")
+            raise Failed(f"the source of {name or self.task.name} could not be read")
+        return text
+
     def failure(self, outcome: CallOutcome | None = None) -> StudentCodeFailed:
         """The explanation of a call that did not return normally."""
         return StudentCodeFailed(*explain_outcome(self.task.name, outcome or self.last, self.executor))
@@ -168,6 +181,11 @@ def explain_outcome(name: str, outcome: CallOutcome, executor) -> tuple[str, str
         where = f"\n  at {place}, line {line}, in {func}" + (f": `{text.strip()}`" if text else "")
     if outcome.error_type == "SystemExit":
         return f"{name} called sys.exit() / exit(){where}", "never exit the interpreter from a function"
+    if outcome.error_type == "NameError":
+        return (f"{name} raised NameError: {outcome.message}{where}",
+                "the grader runs only your definitions (imports, functions, classes and constants), not "
+                "the other cells: a function must not use variables that other cells create (data, "
+                "results, objects); pass them as arguments or define them inside the function")
     if outcome.error_type == "NotImplementedError":
         return f"{name} is not implemented yet (it raises NotImplementedError)", (
             "replace `raise NotImplementedError()` with your code")

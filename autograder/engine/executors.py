@@ -65,6 +65,9 @@ class SandboxExecutor:
     def own_function(self, name: str) -> Callable | None:
         return None  # the student's functions live in another process
 
+    def source(self, name: str) -> str | None:
+        return self.sandbox.source(name)
+
     def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
              seed: int, timeout: float) -> CallOutcome:
         if self.submission.error:
@@ -94,6 +97,13 @@ class InProcessExecutor:
     def own_function(self, name: str) -> Callable | None:
         func = self.namespace.get(name)
         return func if callable(func) else None
+
+    def source(self, name: str) -> str | None:
+        import inspect
+        try:
+            return inspect.getsource(self.namespace[name])
+        except (KeyError, OSError, TypeError):
+            return None
 
     def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
              seed: int, timeout: float) -> CallOutcome:

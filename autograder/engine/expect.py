@@ -145,3 +145,26 @@ def _short_repr(value) -> str:
     except Exception:
         text = "?"
     return text if len(text) <= 120 else text[:117] + "..."
+
+
+def no_python_loops(source: str | None, function: str) -> None:
+    """Fail when the source of ``function`` contains a for/while loop or a comprehension."""
+    import ast
+    import textwrap
+
+    if source is None:
+        raise Failed(f"the source of {function} could not be read, so it cannot be checked for loops")
+    try:
+        tree = ast.parse(textwrap.dedent(source))
+    except SyntaxError:
+        raise Failed(f"the source of {function} could not be parsed") from None
+    loop_types = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+    for node in ast.walk(tree):
+        if isinstance(node, loop_types):
+            kind = {ast.While: "a while loop"}.get(type(node), "a for loop" if isinstance(node, (ast.For, ast.AsyncFor))
+                                                       else "a comprehension (a loop in disguise)")
+            line = ast.get_source_segment(textwrap.dedent(source), node) or ""
+            first = line.splitlines()[0] if line else ""
+            raise Failed(f"{function} uses {kind} (line {node.lineno} of the function: `{first.strip()}`)",
+                         why="the task asks for array operations only: broadcast X[:, None, :] against "
+                             "mu[None, :, :], or expand the square into matrix products")

@@ -31,6 +31,10 @@ class Failed(Exception):
         return "\n".join(parts)
 
 
+class CannotCheckHere(Exception):
+    """The check cannot run in this environment (student side only): reported as skipped."""
+
+
 class StudentCodeFailed(Failed):
     """The student's function raised, hung, crashed or is missing."""
 

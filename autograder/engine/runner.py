@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from .check import Assignment, Check
 from .context import Context, explain_outcome
-from .failures import Failed, GraderError
+from .failures import CannotCheckHere, Failed, GraderError
 from .results import CheckResult, SubmissionResult
 
 
@@ -18,6 +18,13 @@ def run_checks(assignment: Assignment, executor, *, reference=None, submission: 
     Without a reference (a student's machine) the checks that need it are reported as skipped
     and count for nothing; with it, every check is run and scored.
     """
+    from ..interactive import quiet
+    with quiet():  # no progress bars from student or reference code while checks run
+        return _run_checks(assignment, executor, reference, submission, only)
+
+
+def _run_checks(assignment: Assignment, executor, reference, submission: str,
+                only: list[str] | None) -> SubmissionResult:
     result = SubmissionResult(submission=submission, assignment=assignment.id)
     tasks = [t.name for t in assignment.tasks if only is None or t.name in only]
     executor.start()
@@ -62,6 +69,8 @@ def run_check(check: Check, assignment: Assignment, executor, reference, patienc
         result = _failed(check, failure.render(), hints=check.hints)
         result.timed_out = ctx.timed_out
         return result
+    except CannotCheckHere as reason:
+        return CheckResult(check.task, check.name, False, 0.0, 0.0, status="skipped", feedback=str(reason))
     except GraderError:
         raise
     except Exception:  # a bug in the grader: loud, never silently passing

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import ast
 
-# Calls allowed inside a constant expression: pure functions of constants from numpy and math.
-_PURE_CALLS = {
+# Calls allowed inside a constant expression: pure functions of constants from numpy and math,
+# and seeded random generators (`RNG = np.random.default_rng(0)` is a definition, not a computation).
+_RNG_CALLS = {"default_rng", "RandomState", "Generator", "PCG64", "MT19937", "Philox", "SFC64", "SeedSequence"}
+_PURE_CALLS = _RNG_CALLS | {
     "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs", "float64", "float32",
     "int64", "int32", "array", "asarray", "finfo", "iinfo", "sin", "cos", "tan", "arctan",
     "float", "int", "complex", "tuple", "frozenset", "round", "pow", "eye", "zeros", "ones",
@@ -22,13 +24,14 @@ class Scope:
 
     def __init__(self) -> None:
         self.known: set[str] = set()
-        self.modules: set[str] = set()  # the subset bound to imported modules
+        self.modules: set[str] = set()   # the subset bound to imported modules
+        self.imported: set[str] = set()  # the subset bound by `from module import name`
 
 
 def kept_statements(tree: ast.Module, scope: Scope | None = None) -> list[ast.stmt]:
     """The statements of ``tree`` the grader runs, in source order."""
     scope = scope or Scope()
-    known, modules = scope.known, scope.modules
+    known, modules, imported = scope.known, scope.modules, scope.imported
     kept = []
     for node in tree.body:
         if isinstance(node, ast.Import):
@@ -40,12 +43,14 @@ def kept_statements(tree: ast.Module, scope: Scope | None = None) -> list[ast.st
         elif isinstance(node, ast.ImportFrom):
             if any(alias.name == "*" for alias in node.names):
                 continue  # star imports hide what they bind; a submission must not rely on them
-            known.update(alias.asname or alias.name for alias in node.names)
+            names = [alias.asname or alias.name for alias in node.names]
+            known.update(names)
+            imported.update(names)
             kept.append(node)
         elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             known.add(node.name)
             kept.append(node)
-        elif _is_constant_assignment(node, known, modules):
+        elif _is_constant_assignment(node, known, modules | imported):
             known.update(_assigned_names(node))
             kept.append(node)
     return kept
@@ -96,8 +101,8 @@ def _is_constant_expression(node: ast.expr, known: set[str], modules: set[str]) 
             func = n.func
             name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
             callee_ok = (isinstance(func, ast.Attribute) and _rooted_in(func, modules)) or (
-                isinstance(func, ast.Name) and func.id in {"float", "int", "complex", "tuple",
-                                                           "frozenset", "round", "pow", "abs"})
+                isinstance(func, ast.Name) and (func.id in modules or func.id in {
+                    "float", "int", "complex", "tuple", "frozenset", "round", "pow", "abs"}))
             return (callee_ok and name in _PURE_CALLS and all(ok(a) for a in n.args)
                     and all(ok(k.value) for k in n.keywords))
         return False

@@ -134,6 +134,7 @@ class Child:
         self.channel = channel
         self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
         self.entropy = _DeterministicEntropy()
+        self.owner = os.getpid()
 
     # ----------------------------------------------------------------------------- loading
     def load(self, message: dict) -> dict:
@@ -152,7 +153,8 @@ class Child:
                 problems.append([cell, line, msg])
         functions = sorted(k for k, v in self.namespace.items()
                            if callable(v) and not isinstance(v, type(np)) and not k.startswith("__"))
-        return {"kind": "loaded", "functions": functions, "problems": problems}
+        return {"kind": "loaded", "functions": functions, "problems": problems,
+                "isolation": getattr(self, "isolation", None)}
 
     def _run_statement(self, cell: int, line: int, source: str) -> None:
         import ast
@@ -255,6 +257,14 @@ class Child:
         stand_in.__doc__ = f"The grader's {name} (stands in for yours while another function is checked)."
         return stand_in
 
+    def source(self, name: str) -> str | None:
+        import inspect
+        func = self.namespace.get(name)
+        try:
+            return inspect.getsource(func)[:200_000]
+        except (OSError, TypeError):
+            return None
+
     # ----------------------------------------------------------------------------- main loop
     def serve(self) -> None:
         while True:
@@ -264,11 +274,15 @@ class Child:
                 reply = self.load(message)
             elif kind == "call":
                 reply = self.call(message)
+            elif kind == "source":
+                reply = {"kind": "source", "source": self.source(str(message.get("fn")))}
             elif kind == "exit":
                 return
             else:
                 reply = {"kind": "error", "type": "ProtocolError", "message": f"unexpected {kind!r}",
                          "frames": []}
+            if os.getpid() != self.owner:  # a copy the student forked: it must not answer
+                os._exit(0)
             self.channel.send(reply, describe=_describe)
 
 
@@ -322,15 +336,26 @@ def _apply_limits(memory_mb: int, cpu_seconds: int, file_mb: int) -> None:
             pass
 
 
-def _stay_behind_a_nanny() -> None:
+def _stay_behind_a_nanny(report=None) -> None:
     """Fork: the submission runs in the grandchild, whose parent is this small waiting process.
 
     So `os.kill(os.getppid(), SIGKILL)` in student code kills the nanny, not the grader. The nanny
-    mirrors how the worker ended (exit status or signal) so the grader can explain it.
+    mirrors how the worker ended (exit status or signal) so the grader can explain it. With a
+    new PID namespace (see ``isolation``) the worker is its PID 1: when it ends, the kernel kills
+    whatever it started. Without one, the nanny is a subreaper and kills the orphans it inherits.
     """
+    namespaces = report is not None and report.namespaces
+    if not namespaces:
+        try:
+            from .isolation import PR_SET_CHILD_SUBREAPER, prctl
+            prctl(PR_SET_CHILD_SUBREAPER, 1)
+        except (OSError, AttributeError):
+            pass
     pid = os.fork()
     if pid == 0:
         return
+    if namespaces:
+        os.close(report.death_pipe)
     while True:
         try:
             _, status = os.waitpid(pid, 0)
@@ -339,6 +364,8 @@ def _stay_behind_a_nanny() -> None:
             os._exit(0)
         except InterruptedError:  # pragma: no cover
             continue
+    if not namespaces:
+        _kill_orphans()
     if os.WIFSIGNALED(status):
         import signal
         sig = os.WTERMSIG(status)
@@ -347,16 +374,62 @@ def _stay_behind_a_nanny() -> None:
     os._exit(os.WEXITSTATUS(status) if os.WIFEXITED(status) else 1)
 
 
+def _kill_orphans() -> None:
+    """Kill and reap the processes the worker left behind (they were re-parented to the nanny)."""
+    import signal
+    me = os.getpid()
+    for _ in range(100):
+        try:
+            with open(f"/proc/{me}/task/{me}/children") as f:
+                children = [int(p) for p in f.read().split()]
+        except (OSError, ValueError):
+            children = []
+        if not children:
+            break
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except OSError:
+                pass
+        for _child in children:
+            try:
+                os.waitpid(-1, 0)
+            except ChildProcessError:
+                break
+
+
 def main(argv: list[str]) -> None:
-    _stay_behind_a_nanny()
+    import json
+
+    from . import isolation
     read_fd, write_fd = int(argv[0]), int(argv[1])
     memory_mb, cpu_seconds, file_mb = (int(x) for x in argv[2:5])
+    policy = json.loads(argv[5]) if len(argv) > 5 else {"namespaces": False}
+    import time
+    started = time.perf_counter()
+    try:
+        report = isolation.prepare(policy)
+    except Exception as exc:  # never grade without saying why the isolation is weaker
+        report = isolation.Report(missing=[f"isolation set-up failed: {type(exc).__name__}: {exc}"])
+    _stay_behind_a_nanny(report)
+    try:
+        if report.namespaces:
+            isolation.enter_worker(report, policy)
+        else:
+            isolation.fallback(report, policy)
+    except Exception as exc:
+        report.missing.append(f"isolation of the worker failed: {type(exc).__name__}: {exc}")
+    report.seconds = time.perf_counter() - started
     _apply_limits(memory_mb, cpu_seconds, file_mb)
     sys.meta_path.insert(0, _BlockSolutions())
     for name in list(sys.modules):
         if name.split(".")[0] in _BLOCKED_PACKAGES:
             del sys.modules[name]
-    child = Child(Channel(read_fd, write_fd))
+    channel = Channel(read_fd, write_fd)
+    # A process the student forks must never speak for the worker on the grader's pipe.
+    os.register_at_fork(after_in_child=channel.close)
+    child = Child(channel)
+    child.isolation = report.as_dict()
     child.entropy.install()
     try:
         child.serve()

@@ -83,8 +83,10 @@ def _encode(value, buffers, describe, depth):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return value if abs(value) < 2**63 else {"$o": ["int", f"an integer with {value.bit_length()} bits"]}
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"$f": repr(value)}
+    if isinstance(value, float):  # numpy float64 included
+        if math.isfinite(value):
+            return float(value)
+        return {"$f": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
     if isinstance(value, complex):
         return {"$c": [_encode(value.real, buffers, describe, depth + 1),
                        _encode(value.imag, buffers, describe, depth + 1)]}

@@ -8,6 +8,8 @@ child that reloads the submission.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import shutil
 import signal
@@ -17,7 +19,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 from ..loading import Submission
 from .codec import CodecError, FunctionRef
@@ -60,9 +62,11 @@ class CallOutcome:
 class Sandbox:
     """Runs the functions of one submission in an isolated child process."""
 
-    def __init__(self, submission: Submission, limits: Limits = Limits()) -> None:
+    def __init__(self, submission: Submission, limits: Limits = Limits(), hidden: Sequence[str] = ()) -> None:
         self.submission = submission
         self.limits = limits
+        self.hidden = tuple(str(h) for h in hidden)   # more paths to hide from the child (see isolation)
+        self.isolation: dict | None = None           # what the child's isolation achieved
         self.functions: set[str] = set()
         self.load_problems: list[list] = []
         self.load_failure: str | None = None
@@ -87,13 +91,17 @@ class Sandbox:
             self.load_failure = "the submission crashed its sandbox too many times"
             return
         self._starts += 1
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        _sweep_cgroups()
         self._workdir = tempfile.mkdtemp(prefix="autograder-")
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         limits = self.limits
         cpu = int(limits.total_seconds + limits.load_seconds + 30)
         cmd = [sys.executable, "-m", "autograder.sandbox.child", str(to_child_r), str(from_child_w),
-               str(limits.memory_mb), str(cpu), str(limits.file_mb)]
+               str(limits.memory_mb), str(cpu), str(limits.file_mb),
+               json.dumps(isolation_policy(self._workdir, self.hidden))]
         self._proc = subprocess.Popen(
             cmd, pass_fds=(to_child_r, from_child_w), cwd=self._workdir, env=_child_environment(self._workdir),
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -122,6 +130,9 @@ class Sandbox:
             return
         self.load_failure = None
         self.functions = {f for f in reply.get("functions", []) if isinstance(f, str)}
+        if isinstance(reply.get("isolation"), dict):
+            self.isolation = reply["isolation"]
+            _log_weaker_isolation(self.isolation)
         if not self.load_problems:
             self.load_problems = [p for p in reply.get("problems", []) if isinstance(p, list) and len(p) == 3]
 
@@ -129,6 +140,7 @@ class Sandbox:
         if self._proc is not None:
             try:
                 self._channel.send({"kind": "exit"})
+                self._proc.wait(timeout=0.5)  # let the nanny clean up after the worker
             except Exception:
                 pass
             self._kill()
@@ -182,6 +194,20 @@ class Sandbox:
                                seconds=time.monotonic() - started)
         finally:
             self._spent += time.monotonic() - started
+
+    def source(self, name: str) -> str | None:
+        """The source text of the submission's function ``name`` (None when unavailable)."""
+        self.start()
+        if self.load_failure or name not in self.functions:
+            return None
+        try:
+            self._channel.send({"kind": "source", "fn": name})
+            reply = self._channel.receive(time.monotonic() + 10)
+        except (ChannelTimeout, ChannelClosed, CodecError):
+            self._kill()
+            return None
+        text = reply.get("source") if isinstance(reply, dict) else None
+        return text if isinstance(text, str) else None
 
     def _answer_callback(self, message: dict, handlers: Mapping[str, Callable]) -> None:
         name = message.get("fn")
@@ -278,3 +304,62 @@ def _child_environment(workdir: str) -> dict:
         "PYTHONWARNINGS": "ignore",
     })
     return env
+
+
+# --------------------------------------------------------------------------------- isolation policy
+_log = logging.getLogger("autograder.sandbox")
+_logged_missing: set = set()
+_cgroup_base: list = []
+
+
+def hidden_by_default() -> list[str]:
+    """Paths no submission may see: the course checkout (its reference ``solutions/``, hidden
+    tests, corpora, git history, nbgrader's gradebook and submissions), every loaded reference
+    module's folder, the grader's home, and ``$AUTOGRADER_HIDE`` (``os.pathsep``-separated).
+    What Python needs below them (its prefix, the autograder package) stays visible."""
+    hidden = []
+    try:
+        from ..engine.reference import course_root
+        root = course_root()
+    except Exception:  # pragma: no cover - a broken checkout must not stop grading
+        root = None
+    if root is not None:
+        hidden.append(str(root))
+    solutions = sys.modules.get("solutions")
+    hidden.extend(str(Path(p).parent) for p in getattr(solutions, "__path__", []))
+    home = os.path.expanduser("~")
+    if home and home != "/":
+        hidden.append(home)
+    hidden.extend(p for p in os.environ.get("AUTOGRADER_HIDE", "").split(os.pathsep) if p)
+    return hidden
+
+
+def isolation_policy(workdir: str, hidden: Sequence[str] = ()) -> dict:
+    """What the child's ``isolation.prepare`` is asked to do. ``AUTOGRADER_SANDBOX=plain`` turns
+    the namespaces off (debugging; weaker: see isolation.fallback)."""
+    hide = hidden_by_default() + [str(h) for h in hidden]
+    return {
+        "namespaces": os.environ.get("AUTOGRADER_SANDBOX", "isolated") != "plain",
+        "workdir": workdir, "package": str(_PACKAGE_DIR), "scratch": tempfile.gettempdir(),
+        "hide": sorted(set(hide)), "readonly": [str(_PACKAGE_DIR), os.getcwd()],
+        "pids": 64, "tmp_mb": 64,
+    }
+
+
+def _log_weaker_isolation(report: dict) -> None:
+    missing = [m for m in report.get("missing", []) if isinstance(m, str)]
+    new = [m for m in missing if m not in _logged_missing]
+    if new:
+        _logged_missing.update(new)
+        _log.warning("sandbox isolation is weaker on this machine: %s", "; ".join(new))
+
+
+def _sweep_cgroups() -> None:
+    """Remove the pids cgroups of sandbox children that have exited (see isolation)."""
+    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
+        return
+    from . import isolation
+    if not _cgroup_base:
+        _cgroup_base.append(isolation.pids_cgroup_base())
+    if _cgroup_base[0]:
+        isolation.remove_stale_cgroups(_cgroup_base[0])

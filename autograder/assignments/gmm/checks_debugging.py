@@ -73,6 +73,14 @@ def m_step_uniform_weights(X, gamma):
     return np.full(gamma.shape[1], 1.0 / gamma.shape[1]), mu, sigma
 
 
+def m_step_means_divided_by_n(X, gamma):
+    pi, _, _ = correct_M_step(X, gamma)
+    mu = gamma.T @ X / len(X)
+    diff = X[:, None, :] - mu[None]
+    sigma = np.einsum("nc,ncd,nce->cde", gamma, diff, diff) / gamma.sum(axis=0)[:, None, None]
+    return pi, mu, sigma
+
+
 def e_step_tempered(X, pi, mu, sigma):
     """A softmax at the wrong temperature: not the posterior."""
     return softmax(0.3 * theory.log_joint(X, pi, mu, sigma), axis=1)
@@ -96,6 +104,11 @@ def vlb_plus_kl(X, pi, mu, sigma, gamma):
 def train_EM_divided_by_N(X, C, **kwargs):
     loss, pi, mu, sigma = correct_train_EM(X, C)
     return loss, pi, mu, sigma * pi[:, None, None]
+
+
+def train_EM_uniform_weights(X, C, **kwargs):
+    loss, pi, mu, sigma = correct_train_EM(X, C)
+    return loss, np.full(C, 1.0 / C), mu, sigma
 
 
 def train_EM_shifted_means(X, C, **kwargs):
@@ -181,6 +194,13 @@ def maximises_uniform(ctx):
                       m_step_uniform_weights, correct_compute_vlb)
 
 
+@ASSIGNMENT.check("assert_m_step_maximises", "catches means divided by N", 1, timeout=60)
+def maximises_means(ctx):
+    X, pi, mu, sigma = _start()
+    _expect_assertion(ctx, "mu is divided by N instead of N_c", X, correct_E_step(X, pi, mu, sigma),
+                      m_step_means_divided_by_n, correct_compute_vlb)
+
+
 @ASSIGNMENT.check("assert_bound_is_tight", "passes on a correct EM", 1, timeout=60)
 def tight_correct(ctx):
     _expect_quiet(ctx, "exact E-step, bound and log-likelihood", *_overlapping_start(), correct_E_step,
@@ -200,8 +220,9 @@ def tight_above(ctx):
 
 
 def _truth():
+    """The course data's mixture with more unequal weights, so wrong weights are far off."""
     from ...datasets import gmm
-    return gmm.TRUE_PI, gmm.TRUE_MU, gmm.TRUE_SIGMA
+    return np.array([0.6, 0.3, 0.1]), gmm.TRUE_MU, gmm.TRUE_SIGMA
 
 
 @ASSIGNMENT.check("assert_recovers_parameters", "passes on a correct train_EM", 1, timeout=120)
@@ -212,6 +233,12 @@ def recovers_correct(ctx):
 @ASSIGNMENT.check("assert_recovers_parameters", "catches covariances divided by N", 1, timeout=120)
 def recovers_divided(ctx):
     _expect_assertion(ctx, "the covariances are divided by N instead of N_c", train_EM_divided_by_N, *_truth(),
+                      n_points=600, n_datasets=3)
+
+
+@ASSIGNMENT.check("assert_recovers_parameters", "catches wrong weights", 1, timeout=120)
+def recovers_weights(ctx):
+    _expect_assertion(ctx, "the weights are always uniform", train_EM_uniform_weights, *_truth(),
                       n_points=600, n_datasets=3)
 
 

@@ -61,6 +61,11 @@ def diag_e_log_domain(ctx):
                  case=expect.format_case(X=X, pi=pi, mu=mu, var=var))
 
 
+@ASSIGNMENT.check("E_step_diag", "has no Python loop", 1)
+def diag_e_vectorised(ctx):
+    expect.no_python_loops(ctx.source(), "E_step_diag")
+
+
 @ASSIGNMENT.check("E_step_diag", "hidden random inputs match the reference", 1, needs_reference=True)
 def diag_e_hidden(ctx):
     for N, d, C in HIDDEN_SIZES:
@@ -102,6 +107,11 @@ def diag_m_full(ctx):
         pi, mu, sigma = theory.m_step(X, gamma)
         got = _validate_diag_params(ctx.run(X, gamma), C, d)
         _compare_diag(got, (pi, mu, diagonal(sigma)), case=expect.format_case(X=X, gamma=gamma))
+
+
+@ASSIGNMENT.check("M_step_diag", "has no Python loop", 1)
+def diag_m_vectorised(ctx):
+    expect.no_python_loops(ctx.source(), "M_step_diag")
 
 
 @ASSIGNMENT.check("M_step_diag", "hidden inputs far from the origin match the reference", 1, needs_reference=True)

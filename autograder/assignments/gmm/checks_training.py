@@ -160,20 +160,21 @@ def _close_exact(a, b) -> bool:
                          "Store the loss AND the parameters of the best restart together, and return those."))
 def keeps_best(ctx):
     X = sample()["data"]
-    finals = [-1050.0, -1000.0, -1020.0, -1100.0]
-    watcher = _watch(ctx, script=geometric_script(finals))
-    loss, params = _unpack(ctx.run(X, 3, restarts=4, standins=watcher.standins()), 3, 2)
-    _require_calls(watcher)
-    best = _best_restart(watcher)
-    seen = [round(log.bounds[-1][0], 3) for log in watcher.restarts if log.bounds]
-    if not np.isclose(loss, best.bounds[-1][0], rtol=1e-12, atol=1e-9):
-        raise Failed(f"the restarts ended with bounds {seen} but train_EM returned best_loss = {loss:.6g}",
-                     why="return the highest final bound over the restarts (the bound is a log-likelihood: "
-                         "higher is better)")
-    if not _returned_parameters_are_from(params, best):
-        raise Failed(f"best_loss = {loss:.6g} is right, but the returned parameters are not the ones "
-                     "that restart ended with",
-                     why="save pi, mu and sigma at the same moment as best_loss")
+    # Bounds are log-densities: negative for spread-out data, positive for concentrated data.
+    for finals in ([-1050.0, -1000.0, -1020.0, -1100.0], [120.0, 180.0, 150.0, 90.0]):
+        watcher = _watch(ctx, script=geometric_script(finals, gap=abs(finals[0]) / 5))
+        loss, params = _unpack(ctx.run(X, 3, restarts=4, standins=watcher.standins()), 3, 2)
+        _require_calls(watcher)
+        best = _best_restart(watcher)
+        seen = [round(log.bounds[-1][0], 3) for log in watcher.restarts if log.bounds]
+        if not np.isclose(loss, best.bounds[-1][0], rtol=1e-12, atol=1e-9):
+            raise Failed(f"the restarts ended with bounds {seen} but train_EM returned best_loss = {loss:.6g}",
+                         why="return the highest final bound over the restarts (the bound is a log-likelihood: "
+                             "higher is better, whatever its sign)")
+        if not _returned_parameters_are_from(params, best):
+            raise Failed(f"best_loss = {loss:.6g} is right, but the returned parameters are not the ones "
+                         "that restart ended with",
+                         why="save pi, mu and sigma at the same moment as best_loss")
 
 
 @ASSIGNMENT.check("train_EM", "stops when the relative improvement is at most rtol", 2, timeout=60,
@@ -205,10 +206,12 @@ def honours_max_iter(ctx):
     watcher = _watch(ctx, script=geometric_script([-1000.0, -990.0], gap=100.0, ratio=0.9))
     _unpack(ctx.run(X, 3, rtol=1e-12, max_iter=7, restarts=2, standins=watcher.standins()), 3, 2)
     _require_calls(watcher)
-    counts = [log.m_steps for log in watcher.restarts]
+    # An iteration is an E-step plus an M-step; a loop may skip the last M-step or add a final
+    # E-step, so count the larger of the two.
+    counts = [max(log.e_steps, log.m_steps) for log in watcher.restarts]
     if len(counts) != 2 or any(c not in (7, 8) for c in counts):
         raise Failed(f"with max_iter=7, restarts=2 and a bound that keeps improving, train_EM ran "
-                     f"{counts} iterations (M-steps) per restart; expected 7 in each of 2 restarts",
+                     f"{counts} iterations per restart; expected 7 in each of 2 restarts",
                      why="each restart runs at most max_iter E/M iterations, and there are `restarts` of them")
 
 
@@ -248,6 +251,31 @@ def skips_collapsed(ctx):
         if not _returned_parameters_are_from(params, best):
             raise Failed("after a failed restart, the returned parameters do not belong to the best finished restart",
                          why="save pi, mu and sigma together with best_loss")
+
+
+@ASSIGNMENT.check("train_EM", "restarts start from different points", 1, timeout=60)
+def different_starts(ctx):
+    X = sample()["data"]
+    starts = []
+    watcher = _watch(ctx, script=geometric_script([-1000.0, -1001.0, -1002.0, -1003.0]))
+    original = watcher.E_step
+
+    def first_e_step(X_, pi, mu, sigma):
+        before = len(watcher.restarts)
+        gamma = original(X_, pi, mu, sigma)
+        if len(watcher.restarts) > before:
+            starts.append(np.asarray(mu, dtype=float).copy())
+        return gamma
+
+    standins = watcher.standins()
+    standins["E_step"] = first_e_step
+    _unpack(ctx.run(X, 3, restarts=4, standins=standins), 3, 2)
+    _require_calls(watcher)
+    distinct = {tuple(np.round(m.ravel(), 12)) for m in starts}
+    if len(starts) >= 2 and len(distinct) < len(starts):
+        raise Failed(f"{len(starts)} restarts began from only {len(distinct)} different starting point(s)",
+                     why="each restart must draw a new random start; re-seeding the generator inside the "
+                         "loop (np.random.seed(0)) or a fixed initialisation makes every restart the same run")
 
 
 def restarts_matter_data():

@@ -1,0 +1,102 @@
+"""``python -m autograder.build [--check] [ASSIGNMENT ...]``: regenerate (or verify) generated files.
+
+For each assignment with a source notebook ``solutions/<id>/<id>.ipynb``:
+  1. clean the source notebook (no outputs, stable JSON) and write its set-up cell from the
+     template in ``setup_cell.py``;
+  2. export the reference module ``solutions/<id>/__init__.py``;
+  3. compute the visible fixtures' expected values (``autograder/assignments/<id>/visible.npz``);
+  4. release the student notebook into ``course/<id>/`` with nbgrader.
+With --check nothing is written; the exit status is 1 when a generated file is out of date.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from . import notebooks, reference_module, release, setup_cell
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def source_content(assignment_id: str) -> bytes:
+    """The source notebook as committed: clean, its first code cell the generated set-up cell."""
+    source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
+    nb = setup_cell.with_setup_cell(notebooks.clean(notebooks.read(source)), assignment_id)
+    return notebooks.dumps(nb).encode()
+
+
+def generated_files(assignment_id: str) -> dict[Path, bytes]:
+    """Every file generated for ``assignment_id``, as {absolute path: content}, computed in memory."""
+    source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
+    out: dict[Path, bytes] = {}
+    out[source] = source_content(assignment_id)
+    module_path = source.with_name("__init__.py")
+    out[module_path] = reference_module.module_source(source, assignment_id).encode()
+    fixtures = importlib.import_module(f"autograder.assignments.{assignment_id}.fixtures")
+    if hasattr(fixtures, "visible_expectations"):
+        reference = _module_from_source(f"solutions.{assignment_id}", out[module_path].decode(), module_path)
+        from ..datasets import npz_bytes
+        out[fixtures.VISIBLE_PATH] = npz_bytes(fixtures.visible_expectations(reference))
+    for rel, content in release.released_files(ROOT, assignment_id).items():
+        out[ROOT / "course" / assignment_id / rel] = content
+    return out
+
+
+def _assignment_points(assignment_id: str) -> dict[str, float]:
+    from ..assignments import get_assignment
+    spec = get_assignment(assignment_id)
+    return {f"test_{task.name}": spec.points(task.name) for task in spec.tasks}
+
+
+def _module_from_source(name: str, source: str, path: Path):
+    """Import the freshly generated module text without writing it (for --check)."""
+    import types
+    module = types.ModuleType(name)
+    module.__file__ = str(path)
+    exec(compile(source, str(path), "exec"), module.__dict__)
+    return module
+
+
+def assignments_with_sources() -> list[str]:
+    return sorted(p.parent.name for p in (ROOT / "solutions").glob("*/*.ipynb") if p.stem == p.parent.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="verify instead of writing")
+    parser.add_argument("assignments", nargs="*", help="default: every assignment with a source notebook")
+    args = parser.parse_args(argv)
+    stale = []
+    for assignment_id in args.assignments or assignments_with_sources():
+        source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
+        if not args.check and source.read_bytes() != source_content(assignment_id):
+            source.write_bytes(source_content(assignment_id))  # first: nbgrader releases from this file
+            stale.append(source)
+        files = generated_files(assignment_id)
+        released = ROOT / "course" / assignment_id
+        for extra in sorted(released.rglob("*")) if released.exists() else []:
+            if extra.is_file() and extra not in files:
+                stale.append(extra)
+                if not args.check:
+                    extra.unlink()
+        for path, content in files.items():
+            current = path.read_bytes() if path.exists() else None
+            if current == content:
+                continue
+            stale.append(path)
+            if not args.check:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(content)
+    for path in stale:
+        print(("out of date: " if args.check else "updated ") + str(path.relative_to(ROOT)))
+    if args.check and stale:
+        print("run `make build` and commit the result", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
