@@ -139,7 +139,10 @@ def test_background_processes_die_with_the_child():
     sub = submission_from_cells([HOSTILE])
     sandbox = Sandbox(sub)
     assert sandbox.call("background").ok
-    assert _sleepers("317.25")  # (its pid inside the sandbox's PID namespace means nothing here)
+    deadline = time.monotonic() + 5  # (its pid inside the sandbox's PID namespace means nothing here)
+    while time.monotonic() < deadline and not _sleepers("317.25"):
+        time.sleep(0.05)
+    assert _sleepers("317.25")
     sandbox.close()
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and _sleepers("317.25"):
@@ -195,3 +198,9 @@ def test_load_problems_are_reported():
 def test_codec_non_finite_numpy_scalars():
     back = decode(encode([np.float64("nan"), np.float64("-inf"), float("inf"), np.float32(np.inf)]))
     assert np.isnan(back[0]) and back[1] == -np.inf and back[2] == np.inf and back[3] == np.inf
+
+
+def test_codec_keeps_shapes_and_scalar_types():
+    back = decode(encode([np.array(2.5), np.int64(3), np.float32(1.5), np.zeros((0, 3))]))
+    assert back[0].shape == () and back[1] == 3 and isinstance(back[1], np.integer)
+    assert back[2] == 1.5 and back[3].shape == (0, 3)

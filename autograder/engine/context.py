@@ -127,6 +127,18 @@ class Context:
             raise Failed(f"the source of {name or self.task.name} could not be read")
         return text
 
+    def sources_with_helpers(self) -> dict[str, str]:
+        """The function under check's source, and the sources of the student's functions it calls."""
+        from .expect import called_names
+        own = self.source()
+        sources = {self.task.name: own}
+        for name in sorted(called_names(own) - {self.task.name}):
+            if self.executor.defines(name):
+                text = self.executor.source(name)
+                if text is not None:
+                    sources[name] = text
+        return sources
+
     def failure(self, outcome: CallOutcome | None = None) -> StudentCodeFailed:
         """The explanation of a call that did not return normally."""
         return StudentCodeFailed(*explain_outcome(self.task.name, outcome or self.last, self.executor))

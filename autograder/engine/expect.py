@@ -147,24 +147,65 @@ def _short_repr(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-def no_python_loops(source: str | None, function: str) -> None:
-    """Fail when the source of ``function`` contains a for/while loop or a comprehension."""
+# Calls that run Python code once per element: loops in disguise.
+PER_ELEMENT_CALLS = {"apply_along_axis", "apply_over_axes", "vectorize", "frompyfunc", "map", "piecewise"}
+
+
+def python_loops(source: str) -> list[str]:
+    """Descriptions of the Python-level loops in ``source`` (for/while, comprehensions, per-element calls)."""
     import ast
     import textwrap
 
-    if source is None:
-        raise Failed(f"the source of {function} could not be read, so it cannot be checked for loops")
-    try:
-        tree = ast.parse(textwrap.dedent(source))
-    except SyntaxError:
-        raise Failed(f"the source of {function} could not be parsed") from None
-    loop_types = (ast.For, ast.AsyncFor, ast.While, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
-    for node in ast.walk(tree):
-        if isinstance(node, loop_types):
-            kind = {ast.While: "a while loop"}.get(type(node), "a for loop" if isinstance(node, (ast.For, ast.AsyncFor))
-                                                       else "a comprehension (a loop in disguise)")
-            line = ast.get_source_segment(textwrap.dedent(source), node) or ""
-            first = line.splitlines()[0] if line else ""
-            raise Failed(f"{function} uses {kind} (line {node.lineno} of the function: `{first.strip()}`)",
+    text = textwrap.dedent(source)
+    found = []
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, (ast.For, ast.AsyncFor)):
+            kind = "a for loop"
+        elif isinstance(node, ast.While):
+            kind = "a while loop"
+        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            kind = "a comprehension (a loop in disguise)"
+        elif isinstance(node, ast.Call) and _callee_name(node.func) in PER_ELEMENT_CALLS:
+            kind = f"{_callee_name(node.func)}, which calls Python once per element"
+        else:
+            continue
+        segment = (ast.get_source_segment(text, node) or "").splitlines()
+        found.append(f"{kind} (line {node.lineno}: `{segment[0].strip() if segment else ''}`)")
+    return found
+
+
+def called_names(source: str) -> set[str]:
+    """Plain names called in ``source`` (candidates for the student's own helper functions)."""
+    import ast
+    import textwrap
+
+    return {node.func.id for node in ast.walk(ast.parse(textwrap.dedent(source)))
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+
+
+def _callee_name(func) -> str:
+    import ast
+    if isinstance(func, ast.Attribute):
+        return func.attr
+    if isinstance(func, ast.Name):
+        return func.id
+    return ""
+
+
+def no_python_loops(sources: dict[str, str], function: str) -> None:
+    """Fail when ``function`` (or a helper of the student's it calls) loops in Python.
+
+    ``sources`` maps the function's name, and the names of the student's helpers it calls, to
+    their source text.
+    """
+    for name, source in sources.items():
+        try:
+            loops = python_loops(source)
+        except SyntaxError:
+            raise Failed(f"the source of {name} could not be parsed") from None
+        if loops:
+            where = function if name == function else f"{function} (through your helper {name})"
+            raise Failed(f"{where} uses {loops[0]}",
                          why="the task asks for array operations only: broadcast X[:, None, :] against "
-                             "mu[None, :, :], or expand the square into matrix products")
+                             "mu[None, :, :], or expand the square into matrix products; np.vectorize and "
+                             "apply_along_axis still run Python once per point")

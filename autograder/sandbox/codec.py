@@ -94,7 +94,7 @@ def _encode(value, buffers, describe, depth):
         arr = np.asarray(value)
         if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None:
             return {"$o": [f"numpy array of dtype {arr.dtype}", f"shape {arr.shape}"]}
-        arr = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<"))
+        arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)  # keeps 0-d arrays 0-d
         buffers.append(arr.tobytes())
         return {"$a": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape),
                 "scalar": isinstance(value, np.generic)}

@@ -235,15 +235,3 @@ def assignment_answers() -> dict:
     d = data.load()
     return {"posterior": exact_posterior(d["x"], d["y"]), "mean_field": optimal_mean_field(d["x"], d["y"]),
             "full_rank": optimal_full_rank(d["x"], d["y"])}
-
-
-# =============================================================================== helpers
-def central_differences(f, z, h):
-    """The gradient of the scalar function ``f`` at ``z`` (any shape) by central differences."""
-    z = np.asarray(z, dtype=float)
-    out = np.zeros_like(z)
-    for index in np.ndindex(z.shape):
-        step = np.zeros_like(z)
-        step[index] = h
-        out[index] = (f(z + step) - f(z - step)) / (2 * h)
-    return out

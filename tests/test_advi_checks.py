@@ -1,0 +1,289 @@
+"""Every ADVI check is seen to fail on a wrong implementation, and to pass on the reference.
+
+Each mutation edits one line of the reference module (a realistic bug) and names the checks
+that must catch it. Functions other than the mutated one are not graded here: the corpus in
+tests/corpora/advi proves that a bug costs points only where it is. The last tests pin the
+machinery the checks rely on: isolation that survives autograd, the replay of a loop, and the
+tolerances of the fit (measured over many seeds).
+"""
+
+import numpy as np
+import pytest
+
+from autograder.assignments import get_assignment
+from autograder.assignments.advi import checks_loops, theory
+from autograder.datasets import advi as data
+from autograder.engine import run_checks
+from autograder.engine.executors import InProcessExecutor, SandboxExecutor
+from autograder.engine.reference import load_reference
+from autograder.loading import submission_from_cells
+from conftest import ROOT
+
+ASSIGNMENT = get_assignment("advi")
+REFERENCE = load_reference("advi")
+SOURCE = (ROOT / "solutions" / "advi" / "__init__.py").read_text()
+
+
+def _mutate(function: str, old: str, new: str) -> str:
+    """Replace ``old`` by ``new`` inside ``function``'s definition only."""
+    start = SOURCE.index(f"def {function}(")
+    end = SOURCE.find("\ndef ", start + 1)
+    end = len(SOURCE) if end < 0 else end
+    body = SOURCE[start:end]
+    assert old in body, f"{old!r} not in {function}"
+    return SOURCE[:start] + body.replace(old, new, 1) + SOURCE[end:]
+
+
+VISIBLE, HIDDEN = "visible fixture", "hidden inputs match the reference"
+ROUND_TRIP = "round trip: T(T^{-1}(zeta)) = zeta, for one draw or many"
+SCIPY = "matches scipy.stats' densities for any priors and data"
+EXACT_ELBO = "agrees with the exact ELBO (2000 draws)"
+FD = "matches finite differences of the ELBO estimate"
+UNBIASED = "unbiased: the average over many draws is the exact gradient"
+SHAPES_MF, SHAPES_FR = "returns (mu, omega, elbo_trace) with the right shapes", "returns (mu, L, elbo_trace) with the right shapes"
+REPLAY, FIT, RNG = "follows the ADVI iteration step by step", "fits the posterior from a warm start", \
+    "the rng argument makes runs repeatable"
+
+MUTATIONS = [
+    # (function, description, old, new, checks that must fail)
+    ("inverse_transform", "exp of every coordinate",
+     "np.concatenate([zeta[..., :2], np.exp(zeta[..., 2:])], axis=-1)", "np.exp(zeta)", {VISIBLE, ROUND_TRIP, HIDDEN}),
+    ("inverse_transform", "batches only", "np.concatenate([zeta[..., :2], np.exp(zeta[..., 2:])], axis=-1)",
+     "np.concatenate([zeta[:, :2], np.exp(zeta[:, 2:])], axis=-1)", {ROUND_TRIP, HIDDEN}),
+    ("inverse_transform", "clips log sigma against overflow", "np.exp(zeta[..., 2:])",
+     "np.exp(np.minimum(zeta[..., 2:], 25.0))", {HIDDEN}),
+    ("log_det_jacobian", "determinant, not its log", "log_det = zeta[..., 2]", "log_det = np.exp(zeta[..., 2])",
+     {VISIBLE, "equals log|det| of the numerical Jacobian of T^{-1}"}),
+    ("log_det_jacobian", "sum of all coordinates", "log_det = zeta[..., 2]", "log_det = np.sum(zeta, axis=-1)",
+     {VISIBLE, "equals log|det| of the numerical Jacobian of T^{-1}"}),
+    ("log_joint", "no 2 pi in the likelihood", "-0.5 * n * np.log(2 * np.pi) - n * np.log(sigma)",
+     "-n * np.log(sigma)", {VISIBLE, SCIPY, HIDDEN}),
+    ("log_joint", "prior scale hard-coded", "(b0**2 + b1**2) / prior_b_scale**2", "(b0**2 + b1**2) / 10.0**2",
+     {SCIPY, HIDDEN}),
+    ("log_joint", "Gamma rate used as a scale", "- prior_sigma_rate * sigma", "- sigma / prior_sigma_rate",
+     {VISIBLE, SCIPY, HIDDEN}),
+    ("log_joint", "sums over the draws too", "np.sum(z**2, axis=-1)", "np.sum(z**2)",
+     {VISIBLE, SCIPY, "one value per draw, for one draw or many", HIDDEN}),
+    ("log_joint_zeta", "no log-Jacobian", "log_joint(inverse_transform(zeta), x, y) + log_det_jacobian(zeta)",
+     "log_joint(inverse_transform(zeta), x, y)",
+     {VISIBLE, "is the log joint of T^{-1}(zeta) plus the log-Jacobian", HIDDEN}),
+    ("grad_log_joint_zeta", "no gradient of the log-Jacobian",
+     "grad = grad_theta * grad_inverse + elementwise_grad(log_det_jacobian)(zeta)", "grad = grad_theta * grad_inverse",
+     {VISIBLE, "matches finite differences of log_joint_zeta", HIDDEN}),
+    ("grad_log_joint_zeta", "no chain rule through T^{-1}", "grad_theta * grad_inverse + ", "grad_theta + ",
+     {VISIBLE, "matches finite differences of log_joint_zeta", HIDDEN}),
+    ("grad_log_joint_zeta", "averaged over the draws", "grad_theta * grad_inverse + ",
+     "np.mean(grad_theta * grad_inverse, axis=0) + ", {VISIBLE, "one gradient per draw, whatever the batch", HIDDEN}),
+    ("elbo_mean_field", "entropy without its constant", "np.sum(omega) + 0.5 * d * (1.0 + np.log(2 * np.pi))",
+     "np.sum(omega)", {VISIBLE, EXACT_ELBO, HIDDEN}),
+    ("elbo_mean_field", "variances for standard deviations", "zeta = mu + np.exp(omega) * eta",
+     "zeta = mu + np.exp(omega / 2) * eta", {VISIBLE, EXACT_ELBO, HIDDEN}),
+    ("grad_elbo_mean_field", "entropy's gradient missing", "* sd + 1.0", "* sd",
+     {VISIBLE, FD, UNBIASED, HIDDEN}),
+    ("grad_elbo_mean_field", "summed over the draws", "grad_mu = np.mean(g, axis=0)", "grad_mu = np.sum(g, axis=0)",
+     {VISIBLE, FD, UNBIASED, HIDDEN}),
+    ("step_size", "alpha and 1 - alpha swapped", "s = alpha * grad**2 + (1.0 - alpha) * s_prev",
+     "s = (1.0 - alpha) * grad**2 + alpha * s_prev",
+     {"visible sequence, value by value", "element-wise, for any alpha, tau, eps and shape",
+      "hidden sequences match the reference"}),
+    ("step_size", "first step recognised by s_prev, not k", "if k == 1:", "if s_prev is None:",
+     {"the first step starts the average at g_1^2, whatever s_prev"}),
+    ("step_size", "tau hard-coded", "(tau + np.sqrt(s))", "(1.0 + np.sqrt(s))",
+     {"element-wise, for any alpha, tau, eps and shape"}),
+    ("advi_mean_field", "returns no trace", "return mu, omega, elbo_trace", "return mu, omega",
+     {SHAPES_MF, REPLAY, FIT, RNG}),
+    ("advi_mean_field", "descends", "mu = mu + rho_mu * grad_mu", "mu = mu - rho_mu * grad_mu", {REPLAY, FIT}),
+    ("advi_mean_field", "step-size memory reset", "rho_omega, s_omega = step_size(grad_omega, s_omega, k, learning_rate)",
+     "rho_omega, s_omega = step_size(grad_omega, None, 1, learning_rate)", {REPLAY}),
+    ("advi_mean_field", "ignores rng", "rng = np.random.default_rng(rng)", "rng = np.random.default_rng(0)", {RNG}),
+    ("advi_full_rank", "same draws every iteration", "eta = rng.standard_normal((n_draws, 3))",
+     "eta = np.random.default_rng(1).standard_normal((n_draws, 3))", {REPLAY, RNG}),
+    ("advi_full_rank", "returns L transposed", "return mu, L, elbo_trace", "return mu, L.T, elbo_trace",
+     {REPLAY, FIT}),
+    ("advi_full_rank", "trace of length n_iter + 1", "elbo_trace = np.zeros(n_iter)", "elbo_trace = np.zeros(n_iter + 1)",
+     {SHAPES_FR, REPLAY, FIT, RNG}),
+    ("elbo_full_rank", "L instead of L^T", "zeta = mu + eta @ L.T", "zeta = mu + eta @ L", {VISIBLE, EXACT_ELBO, HIDDEN}),
+    ("elbo_full_rank", "log of a negative diagonal", "np.log(np.abs(np.diag(L)))", "np.log(np.diag(L))", {HIDDEN}),
+    ("grad_elbo_full_rank", "whole (L^-1)^T, upper triangle too", "+ np.diag(1.0 / np.diag(L))",
+     "+ np.linalg.inv(L).T", {VISIBLE, FD, UNBIASED, HIDDEN}),
+    ("grad_elbo_full_rank", "eta g^T instead of g eta^T", "np.tril(g.T @ eta / eta.shape[0])",
+     "np.tril(eta.T @ g / eta.shape[0])", {VISIBLE, FD, UNBIASED, HIDDEN}),
+]
+
+
+def _grade(source, functions):
+    with SandboxExecutor(submission_from_cells([source])) as executor:
+        return run_checks(ASSIGNMENT, executor, reference=REFERENCE, only=functions)
+
+
+@pytest.mark.parametrize("function, description, old, new, must_fail", MUTATIONS,
+                         ids=[f"{m[0]}: {m[1]}" for m in MUTATIONS])
+def test_checks_catch_the_bug(function, description, old, new, must_fail):
+    names = {c.name for c in ASSIGNMENT.checks_for(function)}
+    assert must_fail <= names, must_fail - names
+    result = _grade(_mutate(function, old, new), [function])
+    failed = {t.name for t in result.tests if not t.passed}
+    assert must_fail <= failed, f"not caught by {must_fail - failed}"
+    for t in result.tests:
+        if not t.passed:
+            assert t.feedback.strip() and "internal error" not in t.feedback, t.feedback
+
+
+def test_every_check_is_exercised_by_a_mutation():
+    covered = {(m[0], name) for m in MUTATIONS for name in m[4]}
+    missing = [(c.task, c.name) for c in ASSIGNMENT.checks if (c.task, c.name) not in covered]
+    assert not missing
+
+
+def test_the_reference_passes_everything_in_both_modes():
+    result = _grade(SOURCE, None)
+    assert result.score == result.max_score == ASSIGNMENT.points(), [t.feedback for t in result.tests if not t.passed]
+    namespace = {}
+    exec(compile(SOURCE, "reference", "exec"), namespace)
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), reference=None)
+    failed = [(t.function, t.name, t.feedback) for t in student_side.tests if t.status != "skipped" and not t.passed]
+    assert not failed
+
+
+# ----------------------------------------------------------------------------- feedback that teaches
+@pytest.mark.parametrize("function, old, new, words", [
+    ("step_size", "s = alpha * grad**2 + (1.0 - alpha) * s_prev", "s = (1.0 - alpha) * grad**2 + alpha * s_prev",
+     "swapped"),
+    ("grad_elbo_mean_field", "* sd + 1.0", "* sd", "entropy's gradient"),
+    ("advi_mean_field", "mu = mu + rho_mu * grad_mu", "mu = mu - rho_mu * grad_mu", "against the gradient"),
+    ("log_joint_zeta", "log_joint(inverse_transform(zeta), x, y) + log_det_jacobian(zeta)",
+     "log_joint(inverse_transform(zeta), x, y)", "log-Jacobian is missing"),
+    ("grad_elbo_full_rank", "+ np.diag(1.0 / np.diag(L))", "+ np.tril(np.linalg.inv(L))", "upper triangular"),
+])
+def test_feedback_names_the_mistake(function, old, new, words):
+    result = _grade(_mutate(function, old, new), [function])
+    feedback = "\n".join(t.feedback for t in result.tests if not t.passed)
+    assert words in feedback, feedback
+
+
+# ----------------------------------------------------------------------------- isolation and autograd
+AUTOGRAD_GRADIENTS = '''
+from autograd import grad as _grad
+
+def grad_log_joint_zeta(zeta, x, y):
+    return elementwise_grad(log_joint_zeta)(zeta, x, y)
+
+def grad_elbo_mean_field(mu, omega, eta, x, y):
+    return tuple(_grad(elbo_mean_field, (0, 1))(mu, omega, eta, x, y))
+'''
+
+
+def test_gradients_through_the_students_own_functions_are_graded_like_any_other():
+    """autograd through stand-ins: the grader falls back to the student's own helpers, transparently."""
+    result = _grade(SOURCE + AUTOGRAD_GRADIENTS, ["grad_log_joint_zeta", "grad_elbo_mean_field"])
+    assert result.score == result.max_score, [t.feedback for t in result.tests if not t.passed]
+
+
+def test_a_bug_in_a_differentiated_helper_costs_points_once():
+    """A wrong log joint differentiated by autograd: the gradients are right for what was written."""
+    source = _mutate("log_joint", "- prior_sigma_rate * sigma", "- 2 * prior_sigma_rate * sigma") + AUTOGRAD_GRADIENTS
+    result = _grade(source, ["log_joint", "grad_log_joint_zeta", "grad_elbo_mean_field", "elbo_mean_field"])
+    scores = result.function_scores()
+    assert scores["log_joint"][0] < scores["log_joint"][1]
+    for function in ("grad_log_joint_zeta", "grad_elbo_mean_field", "elbo_mean_field"):
+        assert scores[function][0] == scores[function][1], [t.feedback for t in result.tests if not t.passed]
+
+
+def test_a_wrong_gradient_of_a_wrong_helper_still_fails():
+    wrong_gradient = AUTOGRAD_GRADIENTS.replace(
+        "    return tuple(_grad(elbo_mean_field, (0, 1))(mu, omega, eta, x, y))",
+        "    g_mu, g_omega = _grad(elbo_mean_field, (0, 1))(mu, omega, eta, x, y)\n    return g_mu, g_omega + 0.01")
+    assert wrong_gradient != AUTOGRAD_GRADIENTS
+    source = _mutate("log_joint", "- prior_sigma_rate * sigma", "- 2 * prior_sigma_rate * sigma") + wrong_gradient
+    result = _grade(source, ["grad_elbo_mean_field"])
+    failed = {t.name for t in result.tests if not t.passed}
+    assert {VISIBLE, FD, HIDDEN} <= failed
+    assert "your own" in "\n".join(t.feedback for t in result.tests if not t.passed)
+
+
+def test_a_loop_that_differentiates_the_elbo_itself_is_told_to_call_the_gradient():
+    source = _mutate("advi_mean_field", "grad_mu, grad_omega = grad_elbo_mean_field(mu, omega, eta, x, y)",
+                     "grad_mu, grad_omega = __import__('autograd').grad(elbo_mean_field, (0, 1))(mu, omega, eta, x, y)")
+    result = _grade(source, ["advi_mean_field"])
+    assert "grad_elbo_mean_field" in result.tests[1].feedback and not result.tests[1].passed
+
+
+# ----------------------------------------------------------------------------- the replay
+OTHER_DRAWS = '''
+def advi_mean_field(x, y, n_iter=1000, n_draws=10, learning_rate=0.4, rng=0, mu_init=None, omega_init=None):
+    gen = np.random.default_rng(rng)
+    mu = np.zeros(3) if mu_init is None else np.array(mu_init, dtype=float)
+    omega = np.zeros(3) if omega_init is None else np.array(omega_init, dtype=float)
+    trace, states = [], [None, None]
+    for k in range(1, n_iter + 1):
+        eta = gen.normal(0.0, 1.0, size=(3, n_draws)).T          # another method, another layout
+        g_mu, g_omega = grad_elbo_mean_field(mu, omega, eta, x, y)
+        trace.append(elbo_mean_field(mu, omega, gen.standard_normal((n_draws, 3)), x, y))  # its own draws
+        (r_mu, states[0]), (r_omega, states[1]) = step_size(g_mu, states[0], k, learning_rate), \\
+            step_size(g_omega, states[1], k, learning_rate)
+        mu += r_mu * g_mu                                           # in place: the recorder copied
+        omega += r_omega * g_omega
+    return mu, omega, np.array(trace)
+'''
+
+
+def test_replay_accepts_a_correct_loop_that_draws_differently():
+    result = _grade(SOURCE + OTHER_DRAWS, ["advi_mean_field"])
+    assert result.score == result.max_score, [t.feedback for t in result.tests if not t.passed]
+    namespace = {}
+    exec(compile(SOURCE + OTHER_DRAWS, "other", "exec"), namespace)
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), only=["advi_mean_field"])
+    assert all(t.passed for t in student_side.tests), [t.feedback for t in student_side.tests if not t.passed]
+
+
+def test_replay_rejects_draws_that_are_not_standard_normal():
+    source = _mutate("advi_mean_field", "eta = rng.standard_normal((n_draws, 3))",
+                     "eta = rng.random((n_draws, 3))")
+    result = _grade(source, ["advi_mean_field"])
+    replay = next(t for t in result.tests if t.name == REPLAY)
+    assert not replay.passed and "standard normal" in replay.feedback
+
+
+# ----------------------------------------------------------------------------- grader's own numbers
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["mean_field", "full_rank"])
+def test_fit_tolerances_hold_for_many_seeds(family):
+    """The fit check accepts every seed of a correct loop with a margin (300 seeds were checked once; 20 here)."""
+    d = data.load()
+    x, y = d["x"], d["y"]
+    answers = theory.assignment_answers()
+    post, best = answers["posterior"], answers[family]
+    sd = np.sqrt(np.diag(post["cov_zeta"]))
+    loop = REFERENCE.advi_mean_field if family == "mean_field" else REFERENCE.advi_full_rank
+    worst = {}
+    for seed in range(20):
+        mu, second, _ = loop(x, y, rng=seed, mu_init=checks_loops.MU_WARM, **checks_loops.FIT_SETTINGS)
+        ratios = {"mu": np.max(np.abs(mu - post["mean_zeta"]) / sd) / checks_loops.MU_TOL_SD}
+        if family == "mean_field":
+            ratios["omega"] = np.max(np.abs(second - best["omega"])) / checks_loops.OMEGA_TOL
+            gap = best["elbo"] - theory.exact_elbo_mean_field(mu, second, x, y)
+        else:
+            cov = second @ second.T
+            corr = cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])
+            ratios["corr"] = abs(corr - post["corr_b"]) / checks_loops.CORR_TOL
+            ratios["cov_b"] = (np.abs(cov[:2, :2] - post["cov_b"]).max() / np.abs(post["cov_b"]).max()
+                               / checks_loops.COV_B_RTOL)
+            gap = best["elbo"] - theory.exact_elbo_full_rank(mu, second, x, y)
+        ratios["gap"] = gap / checks_loops.GAP_TOL[family]
+        for k, v in ratios.items():
+            worst[k] = max(worst.get(k, 0.0), v)
+    assert max(worst.values()) < 0.6, worst
+
+
+def test_visible_probe_points_make_the_unbiasedness_check_powerful():
+    """At the probe points a missing entropy gradient is far more than 5 standard errors away."""
+    from autograder.assignments.advi import checks_elbo as ce
+    d = data.load()
+    eta = np.random.default_rng(0).standard_normal((ce.BATCHES * ce.BATCH_SIZE, 3))
+    for family in (ce.MEAN_FIELD, ce.FULL_RANK):
+        mu, second = family.probe
+        _, g_second = family.gradient_terms(mu, second, eta, d["x"], d["y"])
+        entropy = 1.0 if family.name == "mean_field" else 1.0 / np.diag(second)
+        standard_error = g_second.std(axis=0, ddof=1) / np.sqrt(len(eta))
+        se_diag = standard_error if family.name == "mean_field" else np.diag(standard_error)
+        assert np.all(np.abs(entropy) / se_diag > 20 * ce.Z_LIMIT / 5)
