@@ -287,3 +287,12 @@ def test_visible_probe_points_make_the_unbiasedness_check_powerful():
         standard_error = g_second.std(axis=0, ddof=1) / np.sqrt(len(eta))
         se_diag = standard_error if family.name == "mean_field" else np.diag(standard_error)
         assert np.all(np.abs(entropy) / se_diag > 20 * ce.Z_LIMIT / 5)
+
+
+def test_replay_rejects_noise_with_the_right_mean_and_variance_but_the_wrong_shape():
+    # Uniform on [-sqrt(3), sqrt(3)]: mean 0, variance 1, not normal.
+    source = _mutate("advi_mean_field", "eta = rng.standard_normal((n_draws, 3))",
+                     "eta = np.sqrt(3.0) * (2.0 * rng.random((n_draws, 3)) - 1.0)")
+    result = _grade(source, ["advi_mean_field"])
+    replay = next(t for t in result.tests if t.name == REPLAY)
+    assert not replay.passed and "standard normal" in replay.feedback
