@@ -20,9 +20,9 @@ suspect that a recovered face looks like and :func:`is_culprit` checks an accusa
 Reproducibility: everything random comes from ``numpy.random.default_rng(seed)`` (PCG64) through
 the ``random`` and ``standard_normal`` methods, whose streams numpy keeps stable; the drawings
 use only the four basic operations and comparisons on whole-number grey levels, which IEEE 754
-rounds identically on every machine. So a seed gives the same bytes everywhere. Generated data sets are cached on disk
-(``$COURSE_DATA_CACHE`` or ``~/.cache/em-vi-course/``) as compressed ``uint8``; a missing or
-corrupt cache file is simply regenerated.
+rounds identically on every machine. So a seed gives the same bytes everywhere. Generated data
+sets are cached on disk (``$COURSE_DATA_CACHE`` or ``~/.cache/em-vi-course/``) as compressed
+``uint8``; a missing or corrupt cache file is simply regenerated.
 """
 
 import hashlib
@@ -260,7 +260,8 @@ def _draw_glasses(canvas, suspect):
     for side in (-1, 1):
         cx = side * _EYE_X
         if suspect.glasses == "round":
-            ring = canvas.ellipse(cx, _EYE_Y, 0.06, 0.06) & ~canvas.ellipse(cx, _EYE_Y, 0.048, 0.048)
+            ring = (canvas.ellipse(cx, _EYE_Y, 0.06, 0.06)
+                    & ~canvas.ellipse(cx, _EYE_Y, 0.048, 0.048))
             canvas.paint(ring, frame)
         elif suspect.glasses == "square":
             outer = canvas.box(cx - 0.065, cx + 0.065, _EYE_Y - 0.045, _EYE_Y + 0.045)
@@ -279,17 +280,19 @@ def _draw_nose(canvas, suspect):
 def _draw_mouth(canvas, suspect):
     lips = 60
     if suspect.mouth == "smile":
-        arc = (canvas.ellipse(0.0, _MOUTH_Y - 0.03, 0.085, 0.05)
-               & ~canvas.ellipse(0.0, _MOUTH_Y - 0.038, 0.075, 0.042) & (canvas.y >= _MOUTH_Y - 0.03))
+        centre = _MOUTH_Y - 0.03
+        arc = (canvas.ellipse(0.0, centre, 0.085, 0.05)
+               & ~canvas.ellipse(0.0, centre - 0.008, 0.075, 0.042) & (canvas.y >= centre))
         canvas.paint(arc, lips)
     elif suspect.mouth == "frown":
-        arc = (canvas.ellipse(0.0, _MOUTH_Y + 0.03, 0.075, 0.04)
-               & ~canvas.ellipse(0.0, _MOUTH_Y + 0.038, 0.065, 0.032) & (canvas.y <= _MOUTH_Y + 0.03))
+        centre = _MOUTH_Y + 0.03
+        arc = (canvas.ellipse(0.0, centre, 0.075, 0.04)
+               & ~canvas.ellipse(0.0, centre + 0.008, 0.065, 0.032) & (canvas.y <= centre))
         canvas.paint(arc, lips)
     elif suspect.mouth == "open":
         canvas.paint(canvas.ellipse(0.0, _MOUTH_Y, 0.06, 0.038), 25)
-        canvas.paint(canvas.ellipse(0.0, _MOUTH_Y - 0.03, 0.045, 0.018) & (canvas.y >= _MOUTH_Y - 0.03),
-                     240)
+        teeth_top = _MOUTH_Y - 0.03
+        canvas.paint(canvas.ellipse(0.0, teeth_top, 0.045, 0.018) & (canvas.y >= teeth_top), 240)
     else:
         canvas.paint(canvas.box(-0.06, 0.06, _MOUTH_Y - 0.007, _MOUTH_Y + 0.007), lips)
 
@@ -299,7 +302,8 @@ def _draw_beard(canvas, suspect, head):
     if suspect.beard == "full":
         chin = head & (canvas.y >= 0.56) & ~canvas.ellipse(0.0, _MOUTH_Y, 0.07, 0.03)
         canvas.paint(chin, tone)
-        canvas.paint(canvas.ellipse(0.0, _HEAD_CENTRE_Y + 0.2, 0.13, 0.13) & (canvas.y >= 0.6), tone)
+        chin_tuft = canvas.ellipse(0.0, _HEAD_CENTRE_Y + 0.2, 0.13, 0.13) & (canvas.y >= 0.6)
+        canvas.paint(chin_tuft, tone)
         canvas.paint(canvas.ellipse(0.0, _MOUTH_Y, 0.05, 0.014), 70)
     elif suspect.beard == "goatee":
         canvas.paint(canvas.ellipse(0.0, _MOUTH_Y + 0.085, 0.045, 0.05), tone)
@@ -320,8 +324,10 @@ def _draw_hat(canvas, suspect):
         canvas.paint(canvas.box(-rx - 0.03, rx + 0.03, top + 0.06, top + 0.12), 200)
         canvas.paint(canvas.ellipse(0.0, top - 0.07, 0.05, 0.05), 235)
     elif suspect.hat == "cap":
-        canvas.paint(canvas.ellipse(0.0, top + 0.09, rx + 0.02, 0.13) & (canvas.y <= top + 0.09), 45)
-        canvas.paint(canvas.ellipse(rx * 0.7, top + 0.09, 0.2, 0.035) & (canvas.y >= top + 0.08), 30)
+        crown = canvas.ellipse(0.0, top + 0.09, rx + 0.02, 0.13) & (canvas.y <= top + 0.09)
+        visor = canvas.ellipse(rx * 0.7, top + 0.09, 0.2, 0.035) & (canvas.y >= top + 0.08)
+        canvas.paint(crown, 45)
+        canvas.paint(visor, 30)
 
 
 def draw_portrait(suspect, shape=(100, 73)):
@@ -425,18 +431,17 @@ def _draw_shelves(canvas):
     canvas.paint(canvas.box(left, right, 0.08, 0.86), 70)
     canvas.paint(canvas.box(left + 0.03, right - 0.03, 0.11, 0.84), 120)
     book_index = 0
-    for shelf_top, shelf_bottom in ((0.11, 0.33), (0.36, 0.58), (0.61, 0.84)):
+    # (top, bottom, is the games' shelf): the prankster emptied the middle of that one.
+    for shelf_top, shelf_bottom, games in ((0.11, 0.33, False), (0.36, 0.58, True),
+                                           (0.61, 0.84, False)):
         canvas.paint(canvas.box(left, right, shelf_bottom, shelf_bottom + 0.03), 70)
         x = left + 0.04
         while x < right - 0.1:
-            tone = _BOOK_TONES[book_index % len(_BOOK_TONES)]
             book_width = 0.035 + 0.012 * (book_index % 3)
-            book_top = shelf_top + 0.03 + 0.025 * (book_index % 4)
-            if shelf_top == 0.36 and 1.4 < x < 1.75:  # the games' shelf: emptied by the prankster
-                x += book_width + 0.006
-                book_index += 1
-                continue
-            canvas.paint(canvas.box(x, x + book_width, book_top, shelf_bottom), tone)
+            if not (games and 1.4 < x < 1.75):
+                book_top = shelf_top + 0.03 + 0.025 * (book_index % 4)
+                tone = _BOOK_TONES[book_index % len(_BOOK_TONES)]
+                canvas.paint(canvas.box(x, x + book_width, book_top, shelf_bottom), tone)
             x += book_width + 0.006
             book_index += 1
 

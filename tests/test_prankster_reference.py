@@ -1,4 +1,4 @@
-"""Prankster assignment, phase 1: the data generator, the vectorised reference and the loop baseline.
+"""Prankster assignment, phase 1: data generator, vectorised reference and loop baseline.
 
 The modules are imported from their paths because the package layout is not final:
 ``data/prankster.py`` (data), ``solutions/prankster/_draft.py`` (reference) and
@@ -149,7 +149,8 @@ def random_problem(seed):
     """Random sizes (including w = 1 and w = W), parameters and posteriors with zeros."""
     rng = np.random.default_rng(seed)
     W = int(rng.integers(2, 9))
-    H, K = (int(v) for v in rng.integers(1, 6, size=2))
+    H = int(rng.integers(1, 6))
+    K = int(rng.integers(2, 6))  # one image can be fitted exactly: see test_exact_fit
     w = int(rng.choice([1, W, int(rng.integers(1, W + 1))]))
     n_positions = W - w + 1
     X = rng.uniform(0, 255, (H, W, K))
@@ -191,6 +192,20 @@ def test_reference_equals_loop_baseline(seed, strict):
             for ours, theirs in zip(ref.run_m_step(X, posterior, w, hard),
                                     loops.run_m_step(X, posterior, w, hard)):
                 np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=0)
+
+
+def test_exact_fit(strict):
+    """One image and a sure position: F and B fit it exactly and the noise estimate is ~0.
+
+    The reference expands the squared errors (||x||^2 - 2 <x, m> + ||m||^2), so it gets 0 only
+    up to rounding, about 1e-8 of the pixel scale; the loops get exactly 0.
+    """
+    X = np.random.default_rng(4).uniform(0, 255, (3, 7, 1))
+    q = one_hot([2], 5)
+    F, B, s, a = ref.run_m_step(X, q, 3)
+    np.testing.assert_array_equal(F, X[:, 2:5, 0])
+    np.testing.assert_array_equal(B[:, [0, 1, 5, 6]], X[:, [0, 1, 5, 6], 0])
+    assert 0 <= s < 1e-5 and loops.run_m_step(X, q, 3)[2] == 0
 
 
 def test_run_em_equals_loop_baseline(strict):
@@ -333,7 +348,8 @@ def test_em_finds_the_culprit_on_the_full_data(strict):
 # --------------------------------------------------------------------------------------------
 
 SMALL_SHA256 = "42a0bb879597f45a5fa9309ead496dec69672f1470b129cf8c39046fae8deeea"
-"""Digest of the small data set's uint8 bytes (generator VERSION 1, DEFAULT_SEED)."""
+FULL_SHA256 = "f6031af1877be218ab8bd13afb05af9039ab06495efbb578ff40419bd94d3e73"
+"""Digests of the data sets' uint8 bytes (generator VERSION 1, DEFAULT_SEED)."""
 
 
 def test_small_data_shapes_types_and_values(small_data):
@@ -454,3 +470,4 @@ def test_full_data_generation_is_fast_and_shaped():
     assert time.perf_counter() - start < 5.0
     assert X.shape == (100, 200, 1000) and X.dtype == np.float64
     assert truth["face"].shape == (100, 73) and truth["prior"].shape == (128,)
+    assert hashlib.sha256(X.astype(np.uint8).tobytes()).hexdigest() == FULL_SHA256
