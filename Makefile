@@ -12,7 +12,7 @@ export OPENBLAS_NUM_THREADS ?= 1
 export OMP_NUM_THREADS ?= 1
 export MKL_NUM_THREADS ?= 1
 
-.PHONY: setup build check-build demo test test-fast bench data clean
+.PHONY: setup build check-build demo test test-fast browser bench bench-grading data clean
 
 setup: $(STAMP)
 
@@ -34,14 +34,23 @@ check-build: setup
 demo: build
 	$(BIN)/python -m autograder grade --assignment gmm --format table examples/gmm
 
-test: setup
+test: setup browser
 	$(BIN)/python -m pytest -q
+
+# Headless Chromium + chromedriver for tests/test_browser.py (apt-get when missing and possible;
+# without them the browser tests skip and say why).
+browser:
+	.ci/install-chromium
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -m "not slow and not browser and not nbgrader"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_gmm.py
+
+# 300 gmm notebooks graded by the CLI and by nbgrader autograde (long: nbgrader runs every notebook).
+bench-grading: setup
+	$(BIN)/python benchmarks/bench_grading.py
 
 # Rewrite the shipped data files from their seeded generators (identical bytes on every machine).
 data: setup

@@ -28,23 +28,69 @@ from .reporting import render_html, render_text
 class Report:
     """A result that renders as HTML in Jupyter and as text elsewhere."""
 
-    def __init__(self, result: SubmissionResult, functions: list[str] | None, title: str, footer: str = ""):
+    def __init__(self, result: SubmissionResult, functions: list[str] | None, title: str, footer: str = "",
+                 html_title: str | None = None):
         self.result = result
         self.functions = functions
         self.title = title
         self.footer = footer
+        self.html_title = html_title or title  # the HTML report shows the score on its own
 
     @property
     def passed(self) -> bool:
         return all(t.passed for t in self.result.tests if t.status != "skipped")
 
     def _repr_html_(self) -> str:
-        return render_html(self.result, title=self.title, functions=self.functions,
+        return render_html(self.result, title=self.html_title, functions=self.functions,
                            footer=self.footer.replace("\n", "<br>"))
 
     def __repr__(self) -> str:
         body = render_text(self.result, functions=self.functions, passed_details=True)
         return f"{self.title}\n{body}" + (f"\n{self.footer}" if self.footer else "")
+
+
+class ProgressReport(Report):
+    """progress()'s result: one line per task (passes, fails, not defined yet), no details."""
+
+    def __init__(self, result: SubmissionResult, tasks: list[str], title: str, footer: str):
+        super().__init__(result, None, title, footer)
+        self.tasks = tasks
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(mark, task, what) per task: mark is ✓ (passes), ✗ (fails) or · (not defined yet)."""
+        by_function = self.result.by_function()
+        rows = []
+        for name in self.tasks:
+            tests = by_function.get(name)
+            if not tests:
+                rows.append(("·", name, "not defined yet"))
+                continue
+            graded = [t for t in tests if t.status != "skipped"]
+            hidden = len(tests) - len(graded)
+            score, total = sum(t.score for t in graded), sum(t.max_score for t in graded)
+            failed = sum(not t.passed for t in graded)
+            if any("not implemented yet" in t.feedback for t in graded):
+                rows.append(("·", name, "not implemented yet"))
+                continue
+            what = f"{score:g} / {total:g}" + (f", {failed} check(s) fail" if failed else "")
+            if hidden:
+                what += f" ({hidden} more when graded)"
+            rows.append(("✓" if not failed else "✗", name, what))
+        return rows
+
+    def _repr_html_(self) -> str:
+        import html
+        from .reporting.html import _STYLE
+        cls = {"✓": "ag-ok", "✗": "ag-bad", "·": "ag-skip"}
+        lines = [f'<div class="ag-check {cls[m]}">{m} <b>{html.escape(n)}</b> {html.escape(w)}</div>'
+                 for m, n, w in self.rows()]
+        return (f'{_STYLE}<div class="ag-report ag-progress"><h3>{html.escape(self.title)}</h3>'
+                + "\n".join(lines) + f"<div>{html.escape(self.footer)}</div></div>")
+
+    def __repr__(self) -> str:
+        width = max(len(n) for _, n, _ in self.rows())
+        body = "\n".join(f"{m} {n.ljust(width)}  {w}" for m, n, w in self.rows())
+        return f"{self.title}\n{body}\n{self.footer}"
 
 
 class Score(Report):
@@ -68,6 +114,7 @@ class Checker:
         self.assignment = get_assignment(assignment_id)
         self._results: dict[str, SubmissionResult] = {}
         self._hints_shown: dict[str, int] = {}
+        self._failing: dict[str, tuple] = {}   # the checks of each task that failed last time
         self._service = None
 
     # ------------------------------------------------------------------------------- check
@@ -80,7 +127,7 @@ class Checker:
         result = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
                             submission="this notebook", only=[name])
         self._results[name] = result
-        self._hints_shown.setdefault(name, 0)
+        self._note_failures(name, result)
         graded = [t for t in result.tests if t.status != "skipped"]
         hidden = len(result.tests) - len(graded)
         footer = []
@@ -89,9 +136,16 @@ class Checker:
         if any(not t.passed for t in graded) and any(t.hints for t in graded):
             footer.append(f'Stuck? hint("{name}") shows a hint.')
         title = f"{task.name}{task.signature}: {sum(t.score for t in graded):g} / {sum(t.max_score for t in graded):g}"
-        return Report(result, [name], title, "\n".join(footer))
+        return Report(result, [name], title, "\n".join(footer), html_title=f"{task.name}{task.signature}")
 
     # ------------------------------------------------------------------------------- hints
+    def _note_failures(self, name: str, result: SubmissionResult) -> None:
+        """Hints start again from the first one when a different set of checks fails."""
+        failing = tuple(t.name for t in result.tests if t.status == "failed")
+        if self._failing.get(name) != failing:
+            self._failing[name] = failing
+            self._hints_shown[name] = 0
+
     def hint(self, name: str) -> str | None:
         """Show the next hint for the failed checks of ``name`` (one more per call)."""
         self.assignment.task(name)
@@ -127,14 +181,18 @@ class Checker:
                 part = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
                                   submission="this notebook", only=[task.name])
                 self._results[task.name] = part
+                self._note_failures(task.name, part)
                 result.tests.extend(part.tests)
         done = [fn for fn, ts in result.by_function().items()
                 if all(t.passed for t in ts if t.status != "skipped")]
         missing = [t.name for t in self.assignment.tasks if t.name not in result.by_function()]
         footer = f"{len(done)} of {len(self.assignment.tasks)} tasks pass their checks."
         if missing:
-            footer += " Not defined yet: " + ", ".join(missing) + "."
-        return Report(result, None, f"Progress on {self.assignment.title}", footer)
+            footer += f" {len(missing)} not defined yet (run their cells)."
+        if len(done) < len(self.assignment.tasks) - len(missing):
+            footer += ' Details: run the check cell of a failing task; hint("name") gives a hint.'
+        return ProgressReport(result, [t.name for t in self.assignment.tasks],
+                              f"Progress on {self.assignment.title}", footer)
 
     # ------------------------------------------------------------------------------- grade
     def grade(self, name: str) -> Score:

@@ -41,6 +41,8 @@ def test_solution_notebook_runs_and_earns_full_marks(assignment):
         assert results, f"{cell.metadata['nbgrader']['grade_id']} returned no score"
         assert float(results[0].data["text/plain"]) == points, cell.metadata["nbgrader"]["grade_id"]
         assert "text/html" in results[0].data
+        widgets = [o for o in cell.outputs if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+        assert not widgets, f"{cell.metadata['nbgrader']['grade_id']} shows widgets (progress bars must be quiet)"
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not _stderr(cell), (cell.source[:80], _stderr(cell))  # nbgrader zeroes cells that warn

@@ -22,9 +22,16 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def source_content(assignment_id: str) -> bytes:
-    """The source notebook as committed: clean, its first code cell the generated set-up cell."""
+    """The source notebook as committed: clean, its first code cell the generated set-up cell, and
+    each test cell worth the points of its function's checks."""
     source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
     nb = setup_cell.with_setup_cell(notebooks.clean(notebooks.read(source)), assignment_id)
+    points = _assignment_points(assignment_id)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and meta.get("grade_id") in points:
+            value = points[meta["grade_id"]]
+            meta["points"] = int(value) if float(value).is_integer() else value
     return notebooks.dumps(nb).encode()
 
 

@@ -31,8 +31,8 @@ CELL_ID = "setup"                                    # the cell id of an inserte
 NBGRADER_METADATA = {"grade": False, "grade_id": "setup", "locked": True, "schema_version": 3, "solution": False}
 
 _TEMPLATE = '''\
-{marker} On Google Colab it installs the course package (the checks, the data
-# and what this assignment needs); where the package is already installed it changes nothing.
+{marker} On Google Colab, or wherever the course package is missing, it
+# installs it (the checks, the data and what this assignment needs); elsewhere it changes nothing.
 import importlib, importlib.util, os, subprocess, sys
 IN_COLAB = bool(importlib.util.find_spec("google") and importlib.util.find_spec("google.colab"))
 INSTALL = importlib.util.find_spec("autograder") is None
