@@ -1,6 +1,7 @@
 """Loop baseline for the prankster assignment: what a good student writes first.
 
-Same functions and signatures as the vectorised reference (``solutions/prankster/_draft.py``),
+Same functions and signatures as the vectorised reference with the hard-EM flag
+(``solutions/hard_em/__init__.py``, generated from ``solutions/hard_em/hard_em.ipynb``),
 but every position-dependent quantity is computed with one Python loop over the ``W - w + 1``
 positions, each pass building a whole model image and comparing it with all the images. It is
 correct and readable, and it is the yardstick of ``bench_prankster.py``: the reference must be

@@ -1,0 +1,25 @@
+"""Assignment `prankster`: EM recovers a face from 1000 very noisy camera shots (tasks and checks)."""
+
+from ...engine import Assignment, Task
+
+_LOG_P = ("calculate_log_probability",)
+_STEPS = ("calculate_log_probability", "calculate_lower_bound", "run_e_step", "run_m_step")
+
+ASSIGNMENT = Assignment(
+    id="prankster",
+    title="Who hid the games? EM on noisy camera shots",
+    tasks=[
+        Task("calculate_log_probability", "(X, F, B, s)",
+             "ll[d, k] = log p(X_k | d_k = d, F, B, s), shape (W-w+1, K)"),
+        Task("calculate_lower_bound", "(X, F, B, s, a, q)", "the lower bound L(q, F, B, s, a)",
+             isolated_from=_LOG_P),
+        Task("run_e_step", "(X, F, B, s, a)", "the posterior q[d, k] over the face's position in each image",
+             isolated_from=_LOG_P),
+        Task("run_m_step", "(X, q, w)", "the parameters (F, B, s, a) maximising the bound for fixed q"),
+        Task("run_EM", "(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50)",
+             "EM until the bound stops improving; returns (F, B, s, a, LL)", isolated_from=_STEPS),
+    ],
+)
+
+# Registering the checks (each module adds its checks to ASSIGNMENT).
+from . import checks_steps, checks_em  # noqa: E402,F401
