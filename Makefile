@@ -30,9 +30,11 @@ build: setup
 check-build: setup
 	$(BIN)/python -m autograder.build --check
 
-# Build the release, then grade the bundled example submissions and show the score table.
+# Build the release, then grade the bundled example submissions: the score table on the terminal,
+# and a gradebook (CSV, JSON, one HTML report per student with pictures) in build/demo-gradebook/.
 demo: build
-	$(BIN)/python -m autograder grade --assignment gmm --format table examples/gmm
+	$(BIN)/python -m autograder grade --assignment gmm --format table --gradebook build/demo-gradebook --no-resume examples/gmm
+	@echo "gradebook and per-student HTML reports: build/demo-gradebook/index.html"
 
 test: setup browser
 	$(BIN)/python -m pytest -q
@@ -47,6 +49,8 @@ test-fast: setup
 
 bench: setup
 	$(BIN)/python benchmarks/bench_gmm.py
+	$(BIN)/python benchmarks/bench_prankster.py
+	$(BIN)/python benchmarks/bench_student_checks.py
 
 # 300 gmm notebooks graded by the CLI and by nbgrader autograde (long: nbgrader runs every notebook).
 bench-grading: setup

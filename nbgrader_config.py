@@ -14,3 +14,10 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # A notebook cell may take a while (EM on 1000 images); a stuck cell fails after this.
 c.ExecutePreprocessor.timeout = 600
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
+# Feedback returned to students shows each test cell's output (what failed and why) but never the
+# hidden test code: nbgrader's default feedback would print the cells as autograded, hidden tests
+# included, so the hidden regions are cleared first.
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor  # noqa: E402
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades  # noqa: E402
+
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

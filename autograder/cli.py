@@ -1,11 +1,17 @@
 """Command line: ``python -m autograder grade --assignment gmm [--format json|csv|table] [--out FILE] PATH...``.
 
-Exit status 0 whenever grading happened, however badly the students did; 2 on a usage error.
+Batch options: ``--jobs N`` (local processes), ``--gradebook DIR`` (gradebook.csv, gradebook.json,
+reports/<student>.html, and a result store that makes a rerun resume), ``--dask-scheduler ADDRESS``.
+``python -m autograder gradescope --assignment gmm [--out DIR]`` writes a Gradescope autograder zip.
+
+Exit status 0 whenever grading happened, however badly the students did; 2 on a usage error;
+130 when interrupted (run the same command again to continue).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +27,23 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--out", "-o", help="write the report to this file instead of standard output")
     grade.add_argument("--only", type=lambda text: [f for f in text.split(",") if f], metavar="F1,F2",
                        help="grade only these functions (comma-separated)")
+    grade.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
+                       help="grade N submissions at a time in local processes (default: one per CPU)")
+    grade.add_argument("--gradebook", "-g", metavar="DIR",
+                       help="write DIR/gradebook.csv, DIR/gradebook.json, DIR/reports/<student>.html; "
+                            "finished results are kept in DIR/.results so that a rerun resumes")
+    grade.add_argument("--store", metavar="DIR", help="keep finished results here (default: DIR/.results "
+                                                      "with --gradebook, none otherwise)")
+    grade.add_argument("--no-resume", action="store_true", help="grade everything again, ignoring stored results")
+    grade.add_argument("--dask-scheduler", metavar="ADDRESS", help="grade on this Dask distributed cluster")
+    grade.add_argument("--no-figures", action="store_true", help="no pictures in the HTML reports")
+    grade.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
+    grade.add_argument("--max-call-seconds", type=float, default=0.0, metavar="S",
+                       help="stop any call of a student's function after S seconds (default: each check's own limit)")
     grade.add_argument("paths", nargs="+", metavar="PATH")
+    gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
+    gradescope.add_argument("--assignment", "-a", required=True)
+    gradescope.add_argument("--out", "-o", default=".", help="folder for the zip (default: .)")
     sub.add_parser("serve", help="grade requests from stdin (used by nbgrader's hidden test cells)")
     return parser
 
@@ -33,17 +55,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from .service import serve
         return serve()
+    if args.command == "gradescope":
+        from .gradescope import main as gradescope_main
+        return gradescope_main(args)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
 def _grade(args) -> int:
     from .assignments import get_assignment
-    from .grading import ReferenceMissing, collect_paths, grade_file, reference_for
+    from .grading import ReferenceMissing, reference_for
     from .reporting import gradebook, text
 
     try:
         assignment = get_assignment(args.assignment)
-        reference = reference_for(args.assignment)
+        reference_for(args.assignment)
     except (KeyError, ReferenceMissing) as exc:
         print(f"error: {exc.args[0]}", file=sys.stderr)
         return 2
@@ -52,11 +77,38 @@ def _grade(args) -> int:
         if unknown:
             print(f"error: {args.assignment} has no function(s) {', '.join(unknown)}", file=sys.stderr)
             return 2
-    paths = collect_paths(args.paths)
-    if not paths:
+    from . import batch
+    entries = batch.discover(args.paths, args.assignment)
+    if not entries:
         print("error: no submissions found in " + " ".join(args.paths), file=sys.stderr)
         return 2
-    results = [grade_file(p, args.assignment, only=args.only, reference=reference) for p in paths]
+    if args.jobs is not None and args.jobs < 1:
+        print("error: --jobs must be at least 1", file=sys.stderr)
+        return 2
+    store_dir = args.store or (str(Path(args.gradebook) / batch.STORE_FOLDER) if args.gradebook else None)
+    hidden = _submission_folders(entries, args.assignment)
+    hidden += [p for p in (args.gradebook, store_dir) if p]
+    figures = bool(args.gradebook) and not args.no_figures
+    limits = {"max_call_seconds": args.max_call_seconds} if args.max_call_seconds > 0 else {}
+    jobs = batch.make_jobs(entries, args.assignment, only=args.only, figures=figures, hidden=hidden, limits=limits)
+    store = batch.ResultStore(store_dir, reuse=not args.no_resume) if store_dir else None
+    show = not args.no_progress and sys.stderr.isatty() and (sys.stdout.isatty() or bool(args.out))
+    progress = batch.Progress(len(jobs), show)
+    workers = args.jobs if args.jobs is not None else max(1, min(os.cpu_count() or 1, len(jobs)))
+    log = lambda text: print(("\n" if show else "") + text, file=sys.stderr)  # noqa: E731
+    try:
+        records = batch.run(jobs, workers=workers, store=store, scheduler=args.dask_scheduler,
+                            progress=progress, log=log)
+    except KeyboardInterrupt:
+        progress.close()
+        done = "" if store is None else f"; the {progress.done - progress.reused} finished result(s) are kept in {store.folder}"
+        print(f"interrupted after {progress.done} of {len(jobs)} submission(s){done}. Run the same command "
+              "again to continue.", file=sys.stderr)
+        return 130
+    progress.close()
+    results = batch.results_of(jobs, records)
+    if args.gradebook:
+        batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
     if args.format == "json":
         report = gradebook.to_json(results)
     elif args.format == "csv":
@@ -68,3 +120,16 @@ def _grade(args) -> int:
     else:
         sys.stdout.write(report)
     return 0
+
+
+def _submission_folders(entries, assignment_id: str) -> list[str]:
+    """Folders holding the submissions (hidden from every sandbox child: other students' work)."""
+    from .batch import nbgrader_student
+    folders = set()
+    for entry in entries:
+        path = entry.path.resolve()
+        if nbgrader_student(path, assignment_id) is not None:
+            folders.add(str(path.parents[2]))   # .../submitted
+        else:
+            folders.add(str(path.parent))
+    return sorted(folders)

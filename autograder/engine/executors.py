@@ -32,9 +32,9 @@ class SandboxExecutor:
 
     in_process = False
 
-    def __init__(self, submission: Submission, limits: Limits = Limits()) -> None:
+    def __init__(self, submission: Submission, limits: Limits = Limits(), hidden=()) -> None:
         self.submission = submission
-        self.sandbox = Sandbox(submission, limits)
+        self.sandbox = Sandbox(submission, limits, hidden=hidden)
 
     def __enter__(self):
         return self

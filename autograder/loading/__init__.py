@@ -5,6 +5,6 @@ and class definitions and simple constant assignments. Training loops, plots, da
 shell commands are never run by the grader.
 """
 
-from .submission import Problem, Statement, Submission, load_submission, submission_from_cells
+from .submission import Problem, Statement, Submission, load_submission, load_submission_bytes, submission_from_cells
 
-__all__ = ["Problem", "Statement", "Submission", "load_submission", "submission_from_cells"]
+__all__ = ["Problem", "Statement", "Submission", "load_submission", "load_submission_bytes", "submission_from_cells"]

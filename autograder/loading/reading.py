@@ -35,14 +35,21 @@ def read_code_cells(path: Path) -> list[str]:
     if size > _MAX_BYTES:
         raise UnreadableSubmission(f"the file is {size / 2**20:.0f} MiB; submissions are limited to "
                                    f"{_MAX_BYTES // 2**20} MiB (did you save outputs with huge images?)")
-    raw = path.read_bytes()
+    return code_cells_from_bytes(path.read_bytes(), path.suffix)
+
+
+def code_cells_from_bytes(raw: bytes, suffix: str) -> list[str]:
+    """``read_code_cells`` for a file's content already in memory (``suffix``: ".ipynb" or ".py")."""
+    if len(raw) > _MAX_BYTES:
+        raise UnreadableSubmission(f"the file is {len(raw) / 2**20:.0f} MiB; submissions are limited to "
+                                   f"{_MAX_BYTES // 2**20} MiB (did you save outputs with huge images?)")
     if b"\x00" in raw[:8192]:
         raise UnreadableSubmission("this is a binary file, not a notebook or a Python file")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         raise UnreadableSubmission(f"the file is not valid UTF-8 text (byte {exc.start})") from None
-    if path.suffix == ".ipynb":
+    if suffix == ".ipynb":
         return _notebook_code_cells(text)
     return _python_cells(text)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .extract import Scope, kept_statements
 from .magics import strip_ipython_syntax
-from .reading import UnreadableSubmission, read_code_cells
+from .reading import UnreadableSubmission, code_cells_from_bytes, read_code_cells
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,17 @@ def load_submission(path: str | Path) -> Submission:
     except Exception as exc:  # pragma: no cover - defensive: a grader must never crash on a file
         return Submission(path=str(path), error=f"cannot read the submission: {type(exc).__name__}: {exc}")
     return submission_from_cells(cells, path=str(path))
+
+
+def load_submission_bytes(raw: bytes, suffix: str, path: str) -> Submission:
+    """``load_submission`` for a file's content read earlier (``path`` only labels it). Never raises."""
+    try:
+        cells = code_cells_from_bytes(raw, suffix)
+    except UnreadableSubmission as exc:
+        return Submission(path=path, error=f"cannot read the submission: {exc}")
+    except Exception as exc:  # pragma: no cover - defensive: a grader must never crash on a file
+        return Submission(path=path, error=f"cannot read the submission: {type(exc).__name__}: {exc}")
+    return submission_from_cells(cells, path=path)
 
 
 def submission_from_cells(cells: list[str], path: str = "<cells>") -> Submission:

@@ -29,6 +29,7 @@ from .codec import FunctionRef
 from .framing import Channel
 from .mutation import mutated_arguments, snapshot
 
+_ORIGINAL_RANDOM = random.Random   # (random.Random is replaced by a repeatable subclass)
 _OUTPUT_CAP = 8000          # characters of printed output kept per call
 _BLOCKED_PACKAGES = ("solutions",)
 
@@ -107,6 +108,31 @@ class _DeterministicEntropy:
         np.random.RandomState = RandomState
         np.random.seed = legacy_seed
         random.seed = random_seed
+        # Bit generators and seed sequences built without a seed (``Generator(PCG64())``), and
+        # ``random.Random()`` instances (``SystemRandom`` too): repeatable, like the rest.
+        for name in ("PCG64", "PCG64DXSM", "MT19937", "Philox", "SFC64", "SeedSequence"):
+            original = getattr(np.random, name, None)
+            if original is not None:
+                setattr(np.random, name, _seeded_subclass(original, entropy))
+
+        class Random(random.Random):
+            def seed(self, a=None, version=2):
+                super().seed(entropy.next_seed() if a is None else a, version)
+
+        random.Random = Random
+        random.SystemRandom = Random
+
+
+def _seeded_subclass(original, entropy):
+    """``original`` with a first argument (seed / entropy) of None replaced by a repeatable one."""
+
+    class Seeded(original):
+        def __init__(self, seed=None, *args, **kwargs):
+            super().__init__(entropy.next_seed() if seed is None else seed, *args, **kwargs)
+
+    Seeded.__name__ = Seeded.__qualname__ = original.__name__
+    Seeded.__module__ = original.__module__
+    return Seeded
 
 
 class _LazyModule(types.ModuleType):
@@ -195,7 +221,7 @@ class Child:
             self.namespace[stand_in] = self._stub(stand_in)
         seed = int(message.get("seed", 0))
         np.random.mtrand._rand.seed(seed % 2**32)
-        random.Random.seed(random._inst, seed)
+        _ORIGINAL_RANDOM.seed(random._inst, seed)
         self.entropy.reset(seed)
         out = _CappedStream()
         real_out, real_err = sys.stdout, sys.stderr
@@ -407,11 +433,15 @@ def main(argv: list[str]) -> None:
     policy = json.loads(argv[5]) if len(argv) > 5 else {"namespaces": False}
     import time
     started = time.perf_counter()
+    isolation.die_with_parent(policy.get("parent"))  # a killed grader leaves nothing running
     try:
         report = isolation.prepare(policy)
     except Exception as exc:  # never grade without saying why the isolation is weaker
         report = isolation.Report(missing=[f"isolation set-up failed: {type(exc).__name__}: {exc}"])
+    nanny = os.getpid()
     _stay_behind_a_nanny(report)
+    if not report.namespaces:
+        isolation.die_with_parent(nanny)
     try:
         if report.namespaces:
             isolation.enter_worker(report, policy)

@@ -10,8 +10,9 @@ process that will run student code), both before any student code is loaded:
   to uid 0); make every mount private and read-only; cover the paths to hide (the reference
   ``solutions/``, the course checkout, the grader's home, the gradebook, the other submissions)
   with empty read-only tmpfs, re-exposing only what Python needs below them (its prefix, the
-  ``sys.path`` folders, the ``autograder`` package and its data); give ``/tmp`` (which holds the
-  private work folder) and ``/dev/shm`` fresh, small, writable tmpfs.
+  ``sys.path`` folders, the ``autograder`` package and its data), and hide ``SYSTEM_HIDDEN``
+  (``/run``'s sockets, which a read-only mount does not stop, logs, ``/etc/shadow``...); give
+  ``/tmp`` (which holds the private work folder) and ``/dev/shm`` fresh, small, writable tmpfs.
 * ``enter_worker`` (in the worker, which is PID 1 of the new PID namespace): own session, die
   with the nanny (``PR_SET_PDEATHSIG``), a private ``/proc`` showing only the sandbox's own
   processes, ``pid_max`` of the namespace lowered, every capability dropped (bounding set,
@@ -24,8 +25,8 @@ private tmp are read-only whatever the student's uid.
 
 Where namespaces are unavailable (not Linux, a container whose seccomp policy forbids
 ``unshare``, ``AUTOGRADER_SANDBOX=plain``) the child falls back to the weaker protections of
-``fallback``: a process-group kill, a subreaper nanny that kills what is left, RLIMIT_NPROC for
-non-root graders and a Python-level guard on ``os.kill``. ``Report.missing`` says what did not
+``fallback``: a process-group kill, a subreaper nanny that kills what is left, the pids cgroup
+(root) or RLIMIT_NPROC (others), and a Python-level guard on ``os.kill``. ``Report.missing`` says what did not
 hold; the grader logs it once per process.
 """
 
@@ -73,7 +74,11 @@ CGROUP_PREFIX = "autograder-"
 PID_MAX = 400                  # per-namespace pid_max (Linux >= 6.14): at most ~100 processes
 # Never covered, whatever a caller asks: the system the sandbox itself runs on.
 _NEVER_COVER = {"/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc",
-                "/run", "/sbin", "/sys", "/usr", "/var"}
+                "/sbin", "/sys", "/usr", "/var"}
+# Hidden on every machine: sockets a read-only filesystem does not stop (/run/docker.sock...),
+# logs, and the host's secrets a capability-less uid 0 could still read as the files' owner.
+SYSTEM_HIDDEN = ("/run", "/var/run", "/var/log", "/var/spool", "/var/lib/docker", "/etc/shadow", "/etc/gshadow",
+                 "/etc/ssh", "/etc/sudoers", "/etc/sudoers.d")
 
 _libc = None
 
@@ -159,22 +164,35 @@ def _outermost(paths) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------ before the fork
+def die_with_parent(parent: int | None) -> None:
+    """SIGKILL this process when its parent dies (checked against ``parent`` to close the race)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        return
+    if parent and os.getppid() != parent:
+        os._exit(1)
+
+
 def prepare(policy: dict) -> Report:
     """Namespaces, cgroup and filesystem (in the child, before the nanny fork)."""
     report = Report()
-    if not policy.get("namespaces", True) or not sys.platform.startswith("linux"):
-        report.missing.append("namespaces (turned off)" if sys.platform.startswith("linux")
-                              else f"namespaces (not available on {sys.platform})")
+    if not sys.platform.startswith("linux"):
+        report.missing.append(f"namespaces (not available on {sys.platform})")
         return report
     root = os.geteuid() == 0
     uid, gid = os.geteuid(), os.getegid()
+    if root:  # RLIMIT_NPROC does not bind uid 0: a pids cgroup does (joined before /sys turns read-only)
+        _join_pids_cgroup(int(policy.get("pids", 64)), report)
+    if not policy.get("namespaces", True):
+        report.missing.append("namespaces (turned off)")
+        return report
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWNET | CLONE_NEWIPC | CLONE_NEWUTS
     if not root:
         flags |= CLONE_NEWUSER
-    if not root:
         nproc_now = _count_own_processes(uid)
-    if root:
-        _join_pids_cgroup(int(policy.get("pids", 64)), report)   # before unshare: /sys is the host's
     try:
         _check(_lib().unshare(flags), "unshare")
     except OSError as exc:
@@ -363,7 +381,8 @@ def _build_filesystem(policy: dict, report: Report) -> None:
     report.held.append("private writable /tmp (" + tmp_size + "B)")
     # Hidden: empty and read-only, except the folders Python needs below them.
     hidden_ok, hidden_failed = [], []
-    for path in sorted({os.path.realpath(p) for p in policy.get("hide", []) if p}, key=lambda p: (_depth(p), p)):
+    hide = list(policy.get("hide", [])) + list(SYSTEM_HIDDEN)
+    for path in sorted({os.path.realpath(p) for p in hide if p}, key=lambda p: (_depth(p), p)):
         if path in _NEVER_COVER or _depth(path) < 1 or any(_is_under(w, path) for w in writable_points):
             continue
         if any(_is_under(path, s) for s in scratch):
@@ -501,7 +520,7 @@ def fallback(report: Report, policy: dict) -> None:
             report.held.append("RLIMIT_NPROC")
         except (ValueError, OSError):
             report.missing.append("RLIMIT_NPROC")
-    else:
+    elif not any("pids cgroup" in held for held in report.held):
         report.missing.append("process cap (RLIMIT_NPROC does not apply to root)")
     report.missing.append("hidden paths and read-only files (no mount namespace)")
     report.missing.append("network isolation (no network namespace)")

@@ -38,6 +38,7 @@ class Limits:
     memory_mb: int = 2048            # address space of the child
     file_mb: int = 16                # largest file the child may write
     max_restarts: int = 20           # fresh children per submission before giving up
+    max_call_seconds: float = 0.0    # when > 0: a cap on every call, whatever a check asks for
 
 
 @dataclass
@@ -170,6 +171,8 @@ class Sandbox:
         wire_args = [_by_reference(a, handlers) for a in args]
         wire_kwargs = {k: _by_reference(v, handlers) for k, v in (kwargs or {}).items()}
         limit = min(timeout or self.limits.call_seconds, remaining)
+        if self.limits.max_call_seconds > 0:
+            limit = min(limit, self.limits.max_call_seconds)
         started = time.monotonic()
         deadline = started + limit
         try:
@@ -342,7 +345,7 @@ def isolation_policy(workdir: str, hidden: Sequence[str] = ()) -> dict:
         "namespaces": os.environ.get("AUTOGRADER_SANDBOX", "isolated") != "plain",
         "workdir": workdir, "package": str(_PACKAGE_DIR), "scratch": tempfile.gettempdir(),
         "hide": sorted(set(hide)), "readonly": [str(_PACKAGE_DIR), os.getcwd()],
-        "pids": 64, "tmp_mb": 64,
+        "pids": 64, "tmp_mb": 64, "parent": os.getpid(),
     }
 
 

@@ -53,8 +53,8 @@ def m_step(X, gamma):
     weights = gamma.sum(axis=0)
     pi = weights / len(X)
     mu = gamma.T @ X / weights[:, None]
-    sigma = np.stack([np.cov(X, rowvar=False, aweights=gamma[:, c], bias=True).reshape(X.shape[1], X.shape[1])
-                      for c in range(gamma.shape[1])])
+    centred = X[None, :, :] - mu[:, None, :]                                   # (C, N, d)
+    sigma = np.einsum("nc,cnd,cne->cde", gamma, centred, centred) / weights[:, None, None]
     return pi, mu, sigma
 
 

@@ -1,0 +1,520 @@
+"""Grading many submissions: discovery, a resumable result store, a process pool or Dask.
+
+``python -m autograder grade --assignment A [--jobs N] [--gradebook DIR] PATH...`` goes through
+``run``:
+
+1. ``discover`` expands the paths (notebooks, ``.py`` files, folders, nbgrader's
+   ``submitted/<student>/<assignment>/`` tree) into submissions, each with a student id.
+2. ``make_jobs`` reads every file once, in the grader: the job carries the file's bytes, so
+   nothing a submission does later can change what is graded, and a remote (Dask) worker needs
+   no shared filesystem. A job's key is the SHA-256 of the bytes, the assignment, the options and
+   the grader's fingerprint (its code, the assignment's checks and data, the reference module).
+3. ``ResultStore`` keeps one JSON file per finished job (``<store>/<key[:2]>/<key>.json``,
+   written atomically: temporary file, fsync, rename). A batch that is interrupted, or whose
+   worker dies, is resumed by running the same command again: finished jobs are read back, the
+   others are graded. Two students who hand in the same bytes are graded once.
+4. ``grade_job`` runs anywhere (in this process, a local ``spawn`` process pool, a Dask worker):
+   load, sandbox, checks, and optionally the assignment's pictures (``reporting.figures``).
+   The local pool keeps at most ``jobs`` submissions in flight, so when a worker process dies
+   the jobs it may have held are known: they are retried (at most ``MAX_ATTEMPTS`` times) and
+   the batch goes on.
+5. ``write_gradebook`` writes ``gradebook.csv`` (one row per student), ``gradebook.json`` (the
+   CLI's JSON contract), ``reports/<student>.html`` and ``index.html``.
+
+The same submission gets the same grade on every run and machine: checks draw their inputs from
+generators seeded by the check's identity, and the sandbox child seeds numpy's and Python's
+global generators before every call and makes unseeded generators repeatable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+
+SUBMISSION_SUFFIXES = (".ipynb", ".py")
+MAX_ATTEMPTS = 3
+STORE_FOLDER = ".results"
+
+
+# ------------------------------------------------------------------------------------ discovery
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    student: str
+
+
+def nbgrader_student(path: Path, assignment_id: str) -> str | None:
+    """The student id of a file inside ``.../submitted/<student>/<assignment>/``, else None."""
+    parts = path.resolve().parts if path.exists() else Path(os.path.abspath(path)).parts
+    for i in range(len(parts) - 3, -1, -1):
+        if parts[i] in ("submitted", "autograded") and parts[i + 2] == assignment_id:
+            return parts[i + 1]
+    return None
+
+
+def discover(paths: list[str | Path], assignment_id: str) -> list[Entry]:
+    """The submissions below ``paths``, in a stable order, each with a student id.
+
+    Inside an nbgrader tree the student id is the folder name, and when the student's folder
+    holds ``<assignment>.ipynb`` only that notebook is graded (like nbgrader). Elsewhere the id
+    is the file's stem, made unique with its folder when two files share a stem.
+    """
+    from .grading import collect_paths
+
+    files = collect_paths(paths)
+    entries: list[tuple[Path, str | None]] = []
+    for path in files:
+        student = nbgrader_student(path, assignment_id)
+        if student is not None and path.name != f"{assignment_id}.ipynb" \
+                and (path.parent / f"{assignment_id}.ipynb").is_file():
+            continue  # a scratch file next to the assignment's notebook
+        entries.append((path, student))
+    ids: list[str] = []
+    for path, student in entries:
+        if student is not None:
+            nbgrader_files = [p for p, s in entries if s == student]
+            ids.append(student if len(nbgrader_files) == 1 else f"{student}/{path.stem}")
+        else:
+            ids.append(path.stem)
+    clashes = {i for i, (_, student) in enumerate(entries) if student is None and ids.count(ids[i]) > 1}
+    for i in clashes:
+        ids[i] = f"{entries[i][0].parent.name}/{entries[i][0].stem}"
+    clashes = {i for i in range(len(ids)) if ids.count(ids[i]) > 1}
+    for i in clashes:
+        ids[i] = str(entries[i][0])
+    return [Entry(path, student_id) for (path, _), student_id in zip(entries, ids)]
+
+
+# ------------------------------------------------------------------------------------ jobs
+@dataclass(frozen=True)
+class Job:
+    key: str
+    student: str
+    label: str                      # the contract's "submission": the path as given
+    suffix: str
+    data: bytes | None              # None: the file could not be read (see ``unreadable``)
+    assignment: str
+    only: tuple | None = None
+    figures: bool = False
+    hidden: tuple = ()
+    limits: dict = field(default_factory=dict)
+    unreadable: str | None = None
+
+
+_fingerprints: dict[str, str] = {}
+
+
+def fingerprint(assignment_id: str) -> str:
+    """A hash of everything that decides a grade: the grader's code, the assignment's checks and
+    data, and the reference module. A stored result is reused only under the same fingerprint."""
+    if assignment_id in _fingerprints:
+        return _fingerprints[assignment_id]
+    package = Path(__file__).resolve().parent
+    digest = hashlib.sha256(f"autograder {__version__}\n".encode())
+    files = []
+    for sub in ("", "engine", "sandbox", "loading", "reporting", f"assignments/{assignment_id}"):
+        folder = package / sub
+        pattern = "*" if sub else "*.py"
+        files += [p for p in sorted(folder.glob(pattern)) if p.is_file() and p.suffix in (".py", ".npz")]
+    files.append(package / "assignments" / "__init__.py")
+    try:
+        from . import datasets
+        data_dir = Path(datasets.__file__).resolve().parent
+        files += sorted(p for p in data_dir.glob(f"{assignment_id}*") if p.is_file())
+        files += sorted(p for p in (data_dir / assignment_id).glob("*") if p.is_file())
+    except ImportError:  # pragma: no cover
+        pass
+    from .grading import ReferenceMissing, reference_for
+    try:
+        reference = reference_for(assignment_id)
+        files.append(Path(reference.__file__))
+    except ReferenceMissing:
+        pass
+    for path in files:
+        digest.update(f"{path.name}\n".encode())
+        digest.update(path.read_bytes())
+    _fingerprints[assignment_id] = digest.hexdigest()[:20]
+    return _fingerprints[assignment_id]
+
+
+def make_jobs(entries: list[Entry], assignment_id: str, *, only=None, figures: bool = False,
+              hidden=(), limits: dict | None = None) -> list[Job]:
+    grader = fingerprint(assignment_id)
+    options = json.dumps({"only": sorted(only) if only else None, "figures": bool(figures),
+                          "limits": limits or {}}, sort_keys=True)
+    jobs = []
+    for entry in entries:
+        data, unreadable = None, None
+        try:
+            if entry.path.is_file():
+                data = entry.path.read_bytes()
+            else:
+                unreadable = "this is not a regular file" if entry.path.exists() else "no such file"
+        except OSError as exc:
+            unreadable = f"cannot open the file: {exc.strerror or exc}"
+        content = hashlib.sha256(data if data is not None else f"unreadable:{entry.path}".encode()).hexdigest()
+        key = hashlib.sha256(f"{content}\n{assignment_id}\n{entry.path.suffix}\n{options}\n{grader}".encode()
+                             ).hexdigest()[:40]
+        jobs.append(Job(key, entry.student, str(entry.path), entry.path.suffix, data, assignment_id,
+                        tuple(only) if only else None, bool(figures), tuple(str(h) for h in hidden),
+                        dict(limits or {}), unreadable))
+    return jobs
+
+
+def grade_job(job: Job) -> dict:
+    """Grade one job; never raises for anything the submission does. Runs in any process."""
+    started = time.monotonic()
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from .assignments import get_assignment
+    from .engine import SubmissionResult, run_checks
+    from .engine.executors import SandboxExecutor
+    from .grading import reference_for
+    from .loading import Submission, load_submission_bytes
+    from .sandbox import Limits
+
+    pictures: list = []
+    isolation = None
+    try:
+        assignment = get_assignment(job.assignment)
+        reference = reference_for(job.assignment)
+        if job.data is None:
+            submission = Submission(path=job.label, error=f"cannot read the submission: {job.unreadable}")
+        else:
+            submission = load_submission_bytes(job.data, job.suffix, job.label)
+        with SandboxExecutor(submission, Limits(**job.limits), hidden=job.hidden) as executor:
+            result = run_checks(assignment, executor, reference=reference, submission=job.label,
+                                only=list(job.only) if job.only else None)
+            if job.figures and not submission.error and not result.error:
+                from .reporting.figures import render
+                pictures = render(job.assignment, executor, reference)
+            isolation = executor.sandbox.isolation
+        internal = False
+    except Exception:  # a grader bug must not take the batch down: report it on this submission
+        result = SubmissionResult(job.label, job.assignment, error="internal error in the grader:\n"
+                                  + traceback.format_exc(limit=5))
+        internal = True
+    payload = result.to_dict()
+    payload["notes"] = list(result.notes)
+    return {"key": job.key, "result": payload, "figures": pictures, "internal_error": internal,
+            "grader": fingerprint(job.assignment), "isolation": isolation,
+            "seconds": round(time.monotonic() - started, 3), "graded_at": time.time()}
+
+
+# ------------------------------------------------------------------------------------ the store
+class ResultStore:
+    """One JSON file per finished job, written atomically; safe to read while a batch runs."""
+
+    def __init__(self, folder: str | Path, reuse: bool = True) -> None:
+        self.folder = Path(folder)
+        self.reuse = reuse    # False: grade everything again (results are still written)
+
+    def path(self, key: str) -> Path:
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict | None:
+        if not self.reuse:
+            return None
+        try:
+            record = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(record, dict) or record.get("key") != key or not isinstance(record.get("result"), dict):
+            return None
+        return record
+
+    def put(self, record: dict) -> None:
+        target = self.path(record["key"])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(record, f)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+
+
+# ------------------------------------------------------------------------------------ progress
+class Progress:
+    """A one-line progress bar on a terminal; silent otherwise."""
+
+    def __init__(self, total: int, enabled: bool, stream=None) -> None:
+        self.total, self.enabled = total, enabled and total > 0
+        self.stream = stream or sys.stderr
+        self.done = 0
+        self.reused = 0
+        self.started = time.monotonic()
+
+    def advance(self, label: str = "", reused: bool = False) -> None:
+        self.done += 1
+        self.reused += reused
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / self.total)
+        elapsed = time.monotonic() - self.started
+        fresh = self.done - self.reused
+        rate = fresh / elapsed if elapsed > 0 and fresh else 0.0
+        eta = (self.total - self.done) / rate if rate else 0.0
+        text = (f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total}"
+                f"  {rate * 60:.0f}/min  ETA {int(eta // 60)}m{int(eta % 60):02d}s  {label[-30:]:<30}")
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+# ------------------------------------------------------------------------------------ running
+def run(jobs: list[Job], *, workers: int = 1, store: ResultStore | None = None, scheduler: str | None = None,
+        progress: Progress | None = None, log=None) -> list[dict]:
+    """Grade ``jobs`` (reusing stored results) and return one record per job, in job order."""
+    progress = progress or Progress(len(jobs), False)
+    log = log or (lambda text: None)
+    records: dict[str, dict] = {}
+    todo: dict[str, Job] = {}
+    for job in jobs:
+        record = store.get(job.key) if store else None
+        if record is not None:
+            records[job.key] = record
+        elif job.key not in todo:
+            todo[job.key] = job
+    reused = len(jobs) - sum(1 for job in jobs if job.key in todo)
+    for job in jobs:
+        if job.key in records:
+            progress.advance(job.label, reused=True)
+    if reused:
+        log(f"{reused} of {len(jobs)} submission(s) already graded (results reused from {store.folder})")
+    waiting = {key: [j for j in jobs if j.key == key] for key in todo}
+
+    def finished(job: Job, record: dict) -> None:
+        records[job.key] = record
+        if store is not None and not record.get("internal_error") and not record.get("worker_error"):
+            store.put(record)
+        for _ in waiting[job.key]:
+            progress.advance(job.label)
+
+    pending = list(todo.values())
+    if scheduler:
+        _run_dask(pending, scheduler, finished)
+    elif workers <= 1 or len(pending) <= 1:
+        for job in pending:
+            finished(job, grade_job(job))
+    else:
+        _run_pool(pending, workers, finished, log)
+    return [records[job.key] for job in jobs]
+
+
+def _worker_error(job: Job, message: str) -> dict:
+    from .engine import SubmissionResult
+    payload = SubmissionResult(job.label, job.assignment, error=message).to_dict()
+    payload["notes"] = []
+    return {"key": job.key, "result": payload, "figures": [], "worker_error": True, "seconds": 0.0}
+
+
+def _run_pool(jobs: list[Job], workers: int, finished, log) -> None:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue = list(reversed(jobs))
+    attempts: dict[str, int] = {}
+    context = multiprocessing.get_context("spawn")
+    while queue:
+        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
+        in_flight: dict = {}
+        broken = False
+        try:
+            while queue or in_flight:
+                while queue and len(in_flight) < workers:
+                    future = pool.submit(grade_job, queue[-1])   # (a broken pool raises here: keep the job)
+                    in_flight[future] = queue.pop()
+                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = in_flight.pop(future)
+                    try:
+                        finished(job, future.result())
+                    except BrokenProcessPool:
+                        in_flight[future] = job
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - e.g. a result that failed to pickle
+                        finished(job, _worker_error(job, f"internal error in the grader: {type(exc).__name__}: {exc}"))
+        except BrokenProcessPool:
+            broken = True
+        except BaseException:
+            _terminate(pool)
+            raise
+        if broken:
+            lost = list(in_flight.values())
+            log(f"a grading process died while it held {len(lost)} submission(s); grading them again")
+            for job in lost:
+                attempts[job.key] = attempts.get(job.key, 0) + 1
+                if attempts[job.key] >= MAX_ATTEMPTS:
+                    finished(job, _worker_error(job, f"the grading process died {MAX_ATTEMPTS} times while "
+                                                     "grading this submission; it was not graded"))
+                else:
+                    queue.append(job)
+            _terminate(pool)
+        else:
+            pool.shutdown(wait=True)
+
+
+def _terminate(pool) -> None:
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        try:
+            process.kill()
+        except Exception:  # noqa: BLE001
+            pass
+    for process in processes:
+        try:
+            process.join(timeout=5)
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def _init_worker() -> None:
+    import signal
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    # Ctrl-C is the coordinator's business: it stops the pool (the workers' sandboxes die with them).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _run_dask(jobs: list[Job], address: str, finished) -> None:
+    from distributed import Client, as_completed
+
+    with Client(address) as client:
+        futures = {}
+        for job in jobs:
+            futures[client.submit(grade_job, job, key=f"grade-{job.key}", pure=False, retries=MAX_ATTEMPTS - 1)] = job
+        for future in as_completed(list(futures)):
+            job = futures[future]
+            try:
+                record = future.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after the retries
+                record = _worker_error(job, f"the Dask cluster could not grade this submission: "
+                                            f"{type(exc).__name__}: {exc}")
+            else:
+                if record.get("grader") != fingerprint(job.assignment):
+                    record = _worker_error(job, "the Dask worker runs a different version of the grader, "
+                                                "the checks or the reference than this machine")
+            finished(job, record)
+
+
+# ------------------------------------------------------------------------------------ results
+def results_of(jobs: list[Job], records: list[dict]):
+    """SubmissionResults (labelled with each job's path) from records."""
+    from .engine import SubmissionResult
+    out = []
+    for job, record in zip(jobs, records):
+        data = dict(record["result"], submission=job.label)
+        out.append(SubmissionResult.from_dict(data))
+    return out
+
+
+def _safe_name(student: str) -> str:
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
+    return name[:100]
+
+
+def report_names(jobs: list[Job]) -> list[str]:
+    names, seen = [], set()
+    for job in jobs:
+        name = _safe_name(job.student)
+        base, n = name, 2
+        while name in seen:
+            name, n = f"{base}-{n}", n + 1
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def write_gradebook(folder: str | Path, jobs: list[Job], records: list[dict], title: str) -> dict[str, Path]:
+    """gradebook.csv, gradebook.json, reports/<student>.html and index.html in ``folder``."""
+    from .reporting import gradebook, render_html
+
+    folder = Path(folder)
+    (folder / "reports").mkdir(parents=True, exist_ok=True)
+    results = results_of(jobs, records)
+    students = {job.label: job.student for job in jobs}
+    written = {
+        "csv": _write_atomic(folder / "gradebook.csv", _csv(results, students)),
+        "json": _write_atomic(folder / "gradebook.json", gradebook.to_json(results)),
+    }
+    rows = []
+    for job, record, result, name in zip(jobs, records, results, report_names(jobs)):
+        images = {caption: uri for caption, uri in record.get("figures", []) if uri}
+        missing = [caption for caption, uri in record.get("figures", []) if not uri]
+        fragment = render_html(result, title=f"{title}: {job.student}", images=images,
+                               footer="<br>".join(html.escape(m) for m in missing))
+        page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(job.student)}: "
+                f"{html.escape(title)}</title></head><body>\n{fragment}\n</body></html>\n")
+        _write_atomic(folder / "reports" / f"{name}.html", page)
+        rows.append((job.student, name, result))
+    written["index"] = _write_atomic(folder / "index.html", _index(title, rows))
+    return written
+
+
+def _csv(results, students: dict) -> str:
+    from .reporting import gradebook
+    text = gradebook.to_csv(results, student_of=lambda label: students.get(label, label))
+    # The student first: one row per student.
+    import csv
+    import io
+    rows = list(csv.reader(io.StringIO(text)))
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    for row in rows:
+        writer.writerow([row[1], row[0], *row[2:]])
+    return out.getvalue()
+
+
+def _index(title: str, rows) -> str:
+    lines = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
+             "<style>body{font-family:system-ui,sans-serif}td,th{padding:2px 10px;text-align:left}"
+             "tr:nth-child(even){background:#f6f8fa}</style></head><body>",
+             f"<h2>{html.escape(title)}</h2><table><tr><th>student</th><th>score</th><th>error</th></tr>"]
+    for student, name, result in rows:
+        lines.append(f"<tr><td><a href='reports/{html.escape(name)}.html'>{html.escape(student)}</a></td>"
+                     f"<td>{result.score:g} / {result.max_score:g}</td>"
+                     f"<td>{html.escape((result.error or '').splitlines()[0] if result.error else '')}</td></tr>")
+    lines.append("</table></body></html>\n")
+    return "\n".join(lines)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    os.chmod(tmp, 0o666 & ~_umask())
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path

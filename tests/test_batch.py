@@ -1,0 +1,336 @@
+"""The batch grader: discovery and student ids, the gradebook (CSV, JSON, HTML with pictures), the
+progress bar, resuming an interrupted batch, surviving a killed worker, Dask, the same grade on
+every run, and a corpus of hostile submissions that must never stop the batch."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import pty
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from autograder import batch
+from autograder.assignments import get_assignment
+from conftest import CORPORA, ROOT
+
+GMM = get_assignment("gmm")
+CORRECT = CORPORA / "gmm" / "correct" / "b_vectorised.py"
+MUTANTS = CORPORA / "gmm" / "mutants"
+HOSTILE = CORPORA / "hostile"
+
+
+def _cli(*args, cwd=ROOT, env=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "autograder", "grade", *map(str, args)], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def _small_batch(folder: Path, n: int = 4) -> Path:
+    """n distinct submissions: the correct one and E_step / M_step mutants, each a little different."""
+    folder.mkdir(parents=True, exist_ok=True)
+    sources = [CORRECT, MUTANTS / "E_step__no_max_trick.py", MUTANTS / "M_step__means_divided_by_N.py",
+               MUTANTS / "E_step__transposed.py", MUTANTS / "M_step__unbiased_covariance.py"]
+    for i in range(n):
+        (folder / f"student{i}.py").write_text(sources[i % len(sources)].read_text() + f"\n# copy {i}\n")
+    return folder
+
+
+def _stored(store: Path) -> dict[Path, tuple]:
+    """The finished results in a store (a killed batch may also leave a .tmp-*.part file)."""
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in store.rglob("*.json") if not p.name.startswith(".")}
+
+
+# ------------------------------------------------------------------------------------ discovery
+def test_student_ids_from_an_nbgrader_tree_and_from_files(tmp_path):
+    tree = tmp_path / "course" / "submitted"
+    for student in ("alice", "bob"):
+        (tree / student / "gmm").mkdir(parents=True)
+        (tree / student / "gmm" / "gmm.ipynb").write_text("{}")
+    (tree / "alice" / "gmm" / "scratch.ipynb").write_text("{}")        # ignored: gmm.ipynb is there
+    (tree / "carol" / "gmm").mkdir(parents=True)
+    (tree / "carol" / "gmm" / "my_em.py").write_text("")               # no gmm.ipynb: graded
+    (tree / "dave" / "other_assignment").mkdir(parents=True)
+    (tree / "dave" / "other_assignment" / "x.py").write_text("")       # another assignment: ignored
+    entries = batch.discover([tree], "gmm")
+    assert [(e.student, e.path.name) for e in entries if "dave" not in str(e.path)] == [
+        ("alice", "gmm.ipynb"), ("bob", "gmm.ipynb"), ("carol", "my_em.py")]
+    loose = tmp_path / "loose"
+    for name in ("x/gmm.ipynb", "y/gmm.ipynb", "zoe.py"):
+        (loose / name).parent.mkdir(parents=True, exist_ok=True)
+        (loose / name).write_text("")
+    assert [e.student for e in batch.discover([loose], "gmm")] == ["x/gmm", "y/gmm", "zoe"]
+
+
+# ------------------------------------------------------------------------------------ gradebook
+@pytest.mark.slow
+def test_gradebook_csv_json_and_html_reports_with_pictures(tmp_path):
+    subs = _small_batch(tmp_path / "subs", 3)
+    gradebook = tmp_path / "gb"
+    done = _cli("-a", "gmm", "-j", "2", "--only", "E_step,M_step", "-f", "json", "--gradebook", gradebook, subs)
+    assert done.returncode == 0, done.stderr
+    assert "\r[" not in done.stderr  # no progress bar when not on a terminal
+    report = json.loads(done.stdout)
+    assert json.loads((gradebook / "gradebook.json").read_text()) == report  # the CLI's JSON contract
+    with open(gradebook / "gradebook.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["student"] for r in rows] == ["student0", "student1", "student2"]
+    assert list(rows[0])[:2] == ["student", "submission"] and {"E_step", "M_step", "total"} <= set(rows[0])
+    assert rows[0]["total"] == "20" and float(rows[1]["E_step"]) < 10 and float(rows[2]["M_step"]) < 10
+    for row in rows:
+        page = (gradebook / "reports" / f"{row['student']}.html").read_text()
+        assert "<img src=\"data:image/png;base64," in page and "Clusters after" in page
+        assert row["student"] in page
+    assert "✗ E_step" in (gradebook / "reports" / "student1.html").read_text()
+    assert "reports/student2.html" in (gradebook / "index.html").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("assignment", ["prankster", "hard_em"])
+def test_reports_show_the_students_face_next_to_the_reference(tmp_path, assignment):
+    correct = sorted((CORPORA / assignment / "correct").glob("*.py"))[0]
+    broken = CORPORA / "prankster" / "mutants" / "run_m_step__face_divided_by_positions.py"
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    shutil.copy(correct, subs / "good.py")
+    if assignment == "prankster":
+        shutil.copy(broken, subs / "bad.py")
+    done = _cli("-a", assignment, "-j", "1", "--only", "run_e_step", "-f", "json", "--gradebook", tmp_path / "gb", subs)
+    assert done.returncode == 0, done.stderr
+    for name in ("good", "bad") if assignment == "prankster" else ("good",):
+        page = (tmp_path / "gb" / "reports" / f"{name}.html").read_text()
+        assert "<img src=\"data:image/png;base64," in page and "Face F and background B" in page, name
+        assert ("hard-EM iterations" in page) == (assignment == "hard_em")
+
+
+@pytest.mark.slow
+def test_progress_bar_only_on_a_terminal(tmp_path):
+    subs = _small_batch(tmp_path / "subs", 2)
+    master, slave = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "1", "--only",
+                                "E_step", "-f", "csv", str(subs)], cwd=ROOT, stdout=slave, stderr=slave)
+    os.close(slave)
+    output = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        output += chunk
+    process.wait(timeout=60)
+    os.close(master)
+    text = output.decode(errors="replace")
+    assert re.search(r"\r\[#+\.*\] 2/2", text), text
+    assert "student0" in text
+
+
+# ------------------------------------------------------------------------------------ resuming
+@pytest.mark.slow
+def test_an_interrupted_batch_resumes_without_regrading(tmp_path):
+    subs = _small_batch(tmp_path / "subs", 6)
+    gradebook = tmp_path / "gb"
+    command = [sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "1", "--only", "E_step",
+               "-f", "json", "--gradebook", str(gradebook), str(subs)]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    deadline = time.monotonic() + 300
+    while len(_stored(gradebook / ".results")) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)  # the whole batch dies at once, mid-submission
+    process.wait()
+    before = _stored(gradebook / ".results")
+    assert 2 <= len(before) < 6, len(before)
+    assert not (gradebook / "gradebook.json").exists()
+    rerun = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(before)} of 6 submission(s) already graded" in rerun.stderr
+    after = _stored(gradebook / ".results")
+    assert len(after) == 6
+    for path, stamp in before.items():
+        assert after[path] == stamp  # not graded again, not rewritten
+    report = json.loads(rerun.stdout)
+    assert len(report) == 6 and all(r["error"] is None for r in report)
+    fresh = _cli("-a", "gmm", "-j", "2", "--only", "E_step", "-f", "json", subs)
+    assert json.loads(fresh.stdout) == report  # resumed = graded in one go
+    # A third run grades nothing: every result is reused.
+    third = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert "6 of 6 submission(s) already graded" in third.stderr and json.loads(third.stdout) == report
+
+
+def _pool_workers(parent: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except (OSError, ValueError):
+            continue
+        if ppid == parent and b"spawn_main" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+@pytest.mark.slow
+def test_a_killed_worker_loses_nothing(tmp_path):
+    subs = _small_batch(tmp_path / "subs", 6)
+    gradebook = tmp_path / "gb"
+    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "2", "--only",
+                                "E_step,M_step", "-f", "json", "--gradebook", str(gradebook), str(subs)],
+                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not _stored(gradebook / ".results") and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.02)
+    workers = _pool_workers(process.pid)   # the pool is busy with the rest of the batch
+    assert workers, "no pool worker found"
+    os.kill(workers[0], signal.SIGKILL)
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err
+    assert "a grading process died" in err
+    report = json.loads(out)
+    assert len(report) == 6 and all(r["error"] is None for r in report), [r["error"] for r in report]
+    assert report[0]["score"] == report[0]["max_score"] == 20
+    assert len(_stored(gradebook / ".results")) == 6
+
+
+# ------------------------------------------------------------------------------------ dask
+@pytest.mark.slow
+def test_dask_cluster_gives_identical_results(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    subs = _small_batch(tmp_path / "subs", 3)
+    local = _cli("-a", "gmm", "-j", "2", "--only", "E_step,M_step", "-f", "json", subs)
+    assert local.returncode == 0, local.stderr
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        remote = _cli("-a", "gmm", "--dask-scheduler", cluster.scheduler_address, "--only", "E_step,M_step",
+                      "-f", "json", "--gradebook", tmp_path / "gb", subs)
+    assert remote.returncode == 0, remote.stderr
+    assert json.loads(remote.stdout) == json.loads(local.stdout)
+    assert len(list((tmp_path / "gb" / ".results").rglob("*.json"))) == 3
+
+
+# ------------------------------------------------------------------------------------ determinism
+@pytest.mark.slow
+def test_same_submission_same_grade_whatever_seeds_it_sets(tmp_path):
+    """The submission reseeds from the clock and uses unseeded generators of every kind."""
+    submission = HOSTILE / "sets_global_seeds.py"
+    first = _cli("-a", "gmm", "--only", "train_EM", "-f", "json", submission)
+    env = dict(os.environ, PYTHONHASHSEED="12345", TMPDIR=str(tmp_path))
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(submission, other / submission.name)
+    second = _cli("-a", "gmm", "--only", "train_EM", "-f", "json", other / submission.name, env=env)
+    assert first.returncode == second.returncode == 0, second.stderr
+    a, b = json.loads(first.stdout)[0], json.loads(second.stdout)[0]
+    assert a["tests"] == b["tests"] and a["score"] == b["score"] == GMM.points("train_EM")
+
+
+# ------------------------------------------------------------------------------------ hostile input
+def _expectations(path: Path) -> tuple[set, set]:
+    head = path.read_bytes()[:4000].decode("utf-8", "replace")
+    loses = re.search(r"# loses: ([\w, ]+)", head).group(1).strip()
+    may = re.search(r"# may lose: ([\w, ]+)", head)
+    functions = {t.name for t in GMM.tasks}
+    lost = functions if loses == "all" else set() if loses == "nothing" else {f.strip() for f in loses.split(",")}
+    assert lost <= functions, path
+    return lost, {f.strip() for f in may.group(1).split(",")} if may else set()
+
+
+def _marked_processes(marker: bytes) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    if marker in f.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                pass
+    return found
+
+
+@pytest.fixture(scope="module")
+def hostile_batch(tmp_path_factory):
+    from autograder.loading import submission_from_cells
+    from autograder.sandbox import Sandbox
+    with Sandbox(submission_from_cells(["def f():\n    return 1"])) as probe:
+        probe.start()
+        held = " ".join(probe.isolation["held"])
+    if "namespaces" not in held or "pids cgroup" not in held and os.geteuid() == 0 and "pid_max" not in held:
+        pytest.skip("the hostile corpus (fork bombs, kill(-1)) needs the namespace sandbox")
+    tmp = tmp_path_factory.mktemp("hostile")
+    before = {p.name: p.read_bytes() for p in HOSTILE.iterdir()}
+    started = time.monotonic()
+    done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--no-figures", "-f", "json",
+                "--gradebook", tmp / "gb", HOSTILE, timeout=1200)
+    return {"done": done, "before": before, "gradebook": tmp / "gb", "seconds": time.monotonic() - started}
+
+
+@pytest.mark.slow
+def test_the_hostile_corpus_never_stops_the_batch(hostile_batch):
+    done = hostile_batch["done"]
+    assert done.returncode == 0, done.stderr
+    report = {Path(r["submission"]).name: r for r in json.loads(done.stdout)}
+    assert set(report) == {p.name for p in HOSTILE.iterdir()}
+    problems = []
+    for name, entry in sorted(report.items()):
+        lost, may = _expectations(HOSTILE / name)
+        scores = {}
+        for test in entry["tests"]:
+            s, m = scores.get(test["function"], (0.0, 0.0))
+            scores[test["function"]] = (s + test["score"], m + test["max_score"])
+        assert entry["max_score"] == GMM.points(), name
+        for function, (score, maximum) in scores.items():
+            if function in lost and score >= maximum:
+                problems.append(f"{name}: {function} kept {score}/{maximum}")
+            if function not in lost | may and score < maximum:
+                problems.append(f"{name}: {function} lost points: {score}/{maximum}")
+        for test in entry["tests"]:  # every failure says what happened
+            if not test["passed"]:
+                assert test["feedback"].strip(), (name, test["name"])
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_hostile_submissions_change_nothing_outside_their_sandbox(hostile_batch):
+    assert {p.name: p.read_bytes() for p in HOSTILE.iterdir()} == hostile_batch["before"]
+    assert not (ROOT / "autograder" / "pwned.py").exists()
+    assert not _marked_processes(b"4242.5"), "background processes outlived their sandbox"
+    gradebook = hostile_batch["gradebook"]
+    stored = [json.loads(p.read_text()) for p in (gradebook / ".results").rglob("*.json")]
+    assert len(stored) == len(hostile_batch["before"])
+    assert all(set(r) >= {"key", "result"} and r["result"]["max_score"] == GMM.points() for r in stored)
+    with open(gradebook / "gradebook.csv", newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(hostile_batch["before"])
+    print(f"hostile corpus: {len(stored)} submissions in {hostile_batch['seconds']:.0f} s")
+
+
+def test_store_writes_are_atomic_and_reads_are_defensive(tmp_path):
+    store = batch.ResultStore(tmp_path)
+    assert store.get("ab" * 20) is None
+    store.put({"key": "ab" * 20, "result": {"score": 1}})
+    assert store.get("ab" * 20)["result"] == {"score": 1}
+    store.path("cd" * 20).parent.mkdir(parents=True, exist_ok=True)
+    store.path("cd" * 20).write_text('{"key": "cd')            # a half-written file from a crash
+    assert store.get("cd" * 20) is None
+    assert not list(tmp_path.rglob(".tmp-*"))
+    # What a batch killed in the middle of a write leaves behind is never read as a result.
+    (store.path("ef" * 20).parent / ".tmp-x.part").parent.mkdir(parents=True, exist_ok=True)
+    (store.path("ef" * 20).parent / ".tmp-x.part").write_text('{"key": "' + "ef" * 20 + '", "result": {}}')
+    assert store.get("ef" * 20) is None
