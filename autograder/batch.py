@@ -478,17 +478,9 @@ def write_gradebook(folder: str | Path, jobs: list[Job], records: list[dict], ti
 
 
 def _csv(results, students: dict) -> str:
+    """One row per student (the student first), from the shared CSV writer."""
     from .reporting import gradebook
-    text = gradebook.to_csv(results, student_of=lambda label: students.get(label, label))
-    # The student first: one row per student.
-    import csv
-    import io
-    rows = list(csv.reader(io.StringIO(text)))
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    for row in rows:
-        writer.writerow([row[1], row[0], *row[2:]])
-    return out.getvalue()
+    return gradebook.to_csv(results, student_of=lambda label: students.get(label, label))
 
 
 def _index(title: str, rows) -> str:

@@ -18,7 +18,10 @@ def write_json(results: list[SubmissionResult], stream) -> None:
 
 
 def to_csv(results: list[SubmissionResult], student_of=None) -> str:
-    """One row per submission: a column per function's score, then total, max_score and error."""
+    """One row per submission: a column per function's score, then total, max_score and error.
+
+    With ``student_of`` (submission label -> student id) the first column is the student.
+    """
     functions: list[str] = []
     for r in results:
         for fn in r.function_scores():
@@ -26,11 +29,11 @@ def to_csv(results: list[SubmissionResult], student_of=None) -> str:
                 functions.append(fn)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    header = ["submission"] + (["student"] if student_of else []) + functions + ["total", "max_score", "error"]
+    header = (["student"] if student_of else []) + ["submission"] + functions + ["total", "max_score", "error"]
     writer.writerow(header)
     for r in results:
         scores = r.function_scores()
-        row = [r.submission] + ([student_of(r.submission)] if student_of else [])
+        row = ([student_of(r.submission)] if student_of else []) + [r.submission]
         row += [f"{scores[f][0]:g}" if f in scores else "" for f in functions]
         row += [f"{r.score:g}", f"{r.max_score:g}", r.error or ""]
         writer.writerow(row)
