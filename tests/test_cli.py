@@ -11,7 +11,8 @@ import pytest
 from conftest import ROOT
 
 CONTRACT_KEYS = {"submission", "assignment", "score", "max_score", "error", "tests"}
-TEST_KEYS = {"function", "name", "passed", "score", "max_score", "feedback"}
+TEST_KEYS = {"function", "name", "passed", "score", "max_score", "feedback",
+             "status", "message", "why", "case", "timed_out"}
 
 
 def _grade(*args, cwd=ROOT):

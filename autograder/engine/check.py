@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import inspect
 import zlib
 from dataclasses import dataclass, field
-from typing import Callable
+from functools import cached_property
+from typing import Callable, Mapping
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,28 @@ class Task:
     signature: str
     summary: str = ""
     isolated_from: tuple[str, ...] = ()
+
+    @cached_property
+    def parameters(self) -> inspect.Signature:
+        """The signature as an ``inspect.Signature`` (defaults included)."""
+        namespace: dict = {}
+        exec(f"def {self.name}{self.signature}:\n    pass", {}, namespace)  # our own literal text
+        return inspect.signature(namespace[self.name])
+
+    def bind(self, args: tuple, kwargs: Mapping) -> dict:
+        """The arguments of one call by parameter name, defaults filled in, however they were
+        passed (positionally, by keyword, in any order). Raises TypeError like Python would."""
+        bound = self.parameters.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return dict(bound.arguments)
+
+    @property
+    def call_seed(self) -> int:
+        """The seed of numpy's and Python's global generators for every call of this function.
+
+        It depends on the function only, never on the check: a submission must not be able to
+        tell from its seed which check is running (and so which answer is expected)."""
+        return zlib.crc32(f"call/{self.name}".encode())
 
 
 @dataclass(frozen=True)

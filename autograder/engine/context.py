@@ -14,25 +14,42 @@ from .failures import CannotCheckHere, Failed, GraderError, StudentCodeFailed
 
 @dataclass
 class Call:
-    """One call a spy recorded: arguments and what came back (or the exception raised)."""
+    """One call a spy recorded: arguments and what came back (or the exception raised).
+
+    ``arguments`` maps parameter names to values (defaults filled in) when the spy knows the
+    function's signature, so a check reads ``call.arguments["eta"]`` whether the student passed
+    it positionally or by keyword; None when the call did not fit the signature.
+    """
 
     args: tuple
     kwargs: dict
     result: object = None
     error: BaseException | None = None
+    arguments: dict | None = None
 
 
 @dataclass
 class Spy:
-    """A callable that records every call before delegating to ``target``."""
+    """A callable that records every call before delegating to ``target``.
+
+    With ``task`` (the spied function's ``Task``) each call's arguments are also bound by name;
+    a call that does not fit the signature raises TypeError, as the real function would.
+    """
 
     name: str
     target: Callable
     calls: list[Call] = field(default_factory=list)
+    task: Task | None = None
 
     def __call__(self, *args, **kwargs):
         call = Call(args, kwargs)
         self.calls.append(call)
+        if self.task is not None:
+            try:
+                call.arguments = self.task.bind(args, kwargs)
+            except TypeError as exc:
+                call.error = exc
+                raise
         try:
             call.result = self.target(*args, **kwargs)
         except BaseException as exc:
@@ -93,7 +110,8 @@ class Context:
         return own
 
     def spy(self, name: str, target: Callable | None = None) -> Spy:
-        return Spy(name, target if target is not None else self.stand_in(name))
+        task = next((t for t in self.assignment.tasks if t.name == name), None)
+        return Spy(name, target if target is not None else self.stand_in(name), task=task)
 
     # ----------------------------------------------------------------------------- calls
     def run(self, *args, standins: Mapping[str, Callable] | None = None, timeout: float | None = None,
@@ -110,7 +128,7 @@ class Context:
         if standins is None:
             standins = self.default_standins()
         self.last = self.executor.call(self.task.name, args, kwargs, standins=dict(standins),
-                                       seed=self.check.seed, timeout=timeout or self.check.timeout)
+                                       seed=self.task.call_seed, timeout=timeout or self.check.timeout)
         self.timed_out |= self.last.status == "timeout"
         return self.last
 
@@ -139,6 +157,11 @@ class Context:
                     sources[name] = text
         return sources
 
+    def call_seed(self, name: str) -> int:
+        """The global-generator seed for a call of the student's ``name`` (see ``Task.call_seed``)."""
+        task = next((t for t in self.assignment.tasks if t.name == name), None)
+        return task.call_seed if task is not None else Task(name, "()").call_seed
+
     def failure(self, outcome: CallOutcome | None = None) -> StudentCodeFailed:
         """The explanation of a call that did not return normally."""
         return StudentCodeFailed(*explain_outcome(self.task.name, outcome or self.last, self.executor))
@@ -151,7 +174,7 @@ class Context:
     def call(self, name: str, *args, standins: Mapping[str, Callable] | None = None,
              timeout: float | None = None, allow_mutation: bool = False, **kwargs):
         outcome = self.executor.call(name, args, kwargs, standins=dict(standins or {}),
-                                     seed=self.check.seed, timeout=timeout or self.check.timeout)
+                                     seed=self.call_seed(name), timeout=timeout or self.check.timeout)
         self.last = outcome
         self.timed_out |= outcome.status == "timeout"
         if not outcome.ok:

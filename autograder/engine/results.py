@@ -16,11 +16,18 @@ class CheckResult:
     status: str = ""         # "passed", "failed", "skipped" (student-side: needs the reference)
     hints: tuple = ()
     timed_out: bool = False  # the student's function hung during this check
+    # The parts of ``feedback`` (a failed check's ``Failed(message, why, case)``), kept apart so
+    # that a class report can group students by the explanation they got.
+    message: str = ""
+    why: str = ""
+    case: str = ""
 
     def to_dict(self) -> dict:
-        """The CLI contract's per-test object."""
+        """The CLI contract's per-test object (the first six keys are the original contract)."""
         return {"function": self.function, "name": self.name, "passed": self.passed,
-                "score": self.score, "max_score": self.max_score, "feedback": self.feedback}
+                "score": self.score, "max_score": self.max_score, "feedback": self.feedback,
+                "status": self.status or ("passed" if self.passed else "failed"),
+                "message": self.message, "why": self.why, "case": self.case, "timed_out": self.timed_out}
 
 
 @dataclass
@@ -59,7 +66,9 @@ class SubmissionResult:
     def from_dict(cls, data: dict) -> "SubmissionResult":
         tests = [CheckResult(function=t["function"], name=t["name"], passed=t["passed"],
                              score=t["score"], max_score=t["max_score"], feedback=t.get("feedback", ""),
-                             status="passed" if t["passed"] else "failed")
+                             status=t.get("status") or ("passed" if t["passed"] else "failed"),
+                             timed_out=bool(t.get("timed_out", False)), message=t.get("message", ""),
+                             why=t.get("why", ""), case=t.get("case", ""))
                  for t in data.get("tests", [])]
         return cls(submission=data["submission"], assignment=data["assignment"], tests=tests,
                    error=data.get("error"), notes=list(data.get("notes", [])))

@@ -68,6 +68,7 @@ def run_check(check: Check, assignment: Assignment, executor, reference, patienc
     except Failed as failure:
         result = _failed(check, failure.render(), hints=check.hints)
         result.timed_out = ctx.timed_out
+        result.message, result.why, result.case = failure.message, failure.why, failure.case
         return result
     except CannotCheckHere as reason:
         return CheckResult(check.task, check.name, False, 0.0, 0.0, status="skipped", feedback=str(reason))
@@ -82,4 +83,4 @@ def run_check(check: Check, assignment: Assignment, executor, reference, patienc
 
 def _failed(check: Check, feedback: str, hints: tuple = ()) -> CheckResult:
     return CheckResult(check.task, check.name, False, 0.0, float(check.points), feedback=feedback,
-                       status="failed", hints=hints)
+                       status="failed", hints=hints, message=feedback.split("\n", 1)[0])

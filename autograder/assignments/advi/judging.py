@@ -80,7 +80,7 @@ class Isolation:
         ctx = self.ctx
         for _ in range(len(ctx.default_standins()) + len(extra or {}) + 1):
             self._boxed.clear()
-            outcome = ctx.executor.call(name, args, kwargs, standins=self.standins(extra), seed=ctx.check.seed,
+            outcome = ctx.executor.call(name, args, kwargs, standins=self.standins(extra), seed=ctx.call_seed(name),
                                         timeout=timeout or ctx.check.timeout)
             if not self._boxed:   # (a call that caught the stand-in's error is retried too)
                 break
