@@ -207,6 +207,8 @@ def explain_outcome(name: str, outcome: CallOutcome, executor) -> tuple[str, str
         return f"{name} crashed the Python process running it: {outcome.message}", (
             "this usually means it used far too much memory (an N x N or larger array?) or "
             "called os._exit")
+    if status == "aborted":
+        return f"{name} was stopped: {outcome.message}", ""
     if status == "budget":
         return f"{name} was not run: {outcome.message}", "earlier calls were too slow"
     where = ""

@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..loading import Submission
-from ..sandbox import CallOutcome, Limits, Sandbox
+from ..sandbox import AbortCall, CallOutcome, Limits, Sandbox
 from ..sandbox.mutation import mutated_arguments, snapshot
 
 
@@ -111,6 +111,12 @@ class InProcessExecutor:
         if func is None:
             return CallOutcome("missing", message=f"no function named {name} is defined")
         args, kwargs = copy.deepcopy(tuple(args)), copy.deepcopy(dict(kwargs))
+        # A stand-in that stops the call (AbortCall) keeps stopping it, even when the student's
+        # code catches BaseException: the first reason is reported.
+        stops: list[AbortCall] = []
+        args = tuple(_sticky(a, stops) for a in args)
+        kwargs = {k: _sticky(v, stops) for k, v in kwargs.items()}
+        standins = {k: _sticky(v, stops) for k, v in standins.items()}
         before = snapshot(args), snapshot(kwargs)
         module_globals = getattr(func, "__globals__", {})
         saved = {k: module_globals.get(k, _MISSING) for k in standins}
@@ -125,11 +131,17 @@ class InProcessExecutor:
                 warnings.simplefilter("always")
                 value = func(*args, **kwargs)
         except _TimeLimit:
+            if stops:
+                return _aborted(stops[0], started)
             return CallOutcome("timeout", message=f"did not return within {timeout:.0f} s",
                                seconds=time.monotonic() - started)
+        except AbortCall as stop:
+            return _aborted(stops[0] if stops else stop, started)
         except BaseException as exc:  # noqa: BLE001 - report anything the student's code raises
             if isinstance(exc, KeyboardInterrupt):
                 raise
+            if stops:
+                return _aborted(stops[0], started)
             frames = [[f.filename, f.lineno, f.name, f.line or ""]
                       for f in traceback.extract_tb(exc.__traceback__)[1:]]
             kind = "SystemExit" if isinstance(exc, SystemExit) else type(exc).__name__
@@ -141,6 +153,8 @@ class InProcessExecutor:
                     module_globals.pop(k, None)
                 else:
                     module_globals[k] = v
+        if stops:
+            return _aborted(stops[0], started)
         mutated = mutated_arguments(func, before, args, kwargs)
         texts = []
         for w in caught:
@@ -152,6 +166,40 @@ class InProcessExecutor:
 
 
 _MISSING = object()
+
+
+def _sticky(value, stops: list):
+    """``value``, or for a callable a wrapper that remembers an AbortCall and raises it again."""
+    if not callable(value) or isinstance(value, type):
+        return value
+
+    def wrapper(*args, **kwargs):
+        if stops:
+            raise stops[0]
+        try:
+            return value(*args, **kwargs)
+        except AbortCall as stop:
+            stops.append(stop)
+            _expire_soon()   # in case the student's code catches it and carries on
+            raise
+
+    for attr in ("__name__", "__qualname__", "__doc__"):
+        try:
+            setattr(wrapper, attr, getattr(value, attr))
+        except (AttributeError, TypeError):
+            pass
+    return wrapper
+
+
+def _expire_soon() -> None:
+    """End the current in-process call now (when ``_time_limit`` is watching it)."""
+    if (threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
+            and getattr(signal.getsignal(signal.SIGALRM), "autograder_time_limit", False)):
+        signal.setitimer(signal.ITIMER_REAL, 0.001)
+
+
+def _aborted(stop: AbortCall, started: float) -> CallOutcome:
+    return CallOutcome("aborted", value=stop.verdict, message=stop.reason, seconds=time.monotonic() - started)
 
 
 class _TimeLimit(BaseException):
@@ -168,8 +216,12 @@ def _time_limit(seconds: float):
         return
 
     def expire(signum, frame):
+        # Again and again until the call is over: code that catches BaseException and loops on
+        # is interrupted somewhere outside its try.
+        signal.setitimer(signal.ITIMER_REAL, 0.002)
         raise _TimeLimit()
 
+    expire.autograder_time_limit = True
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:

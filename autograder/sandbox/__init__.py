@@ -1,5 +1,5 @@
 """Running submissions in isolated child processes."""
 
-from .process import CallOutcome, Limits, Sandbox
+from .process import AbortCall, CallOutcome, Limits, Sandbox
 
-__all__ = ["CallOutcome", "Limits", "Sandbox"]
+__all__ = ["AbortCall", "CallOutcome", "Limits", "Sandbox"]

@@ -79,18 +79,11 @@ def decode(data: bytes) -> object:
 def _encode(value, buffers, describe, depth):
     if depth > _MAX_DEPTH:
         return {"$o": ["deep structure", "nested more than 32 levels"]}
-    if value is None or isinstance(value, (bool, str)):
+    if value is None or type(value) in (bool, str):
         return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value if abs(value) < 2**63 else {"$o": ["int", f"an integer with {value.bit_length()} bits"]}
-    if isinstance(value, float):  # numpy float64 included
-        if math.isfinite(value):
-            return float(value)
-        return {"$f": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
-    if isinstance(value, complex):
-        return {"$c": [_encode(value.real, buffers, describe, depth + 1),
-                       _encode(value.imag, buffers, describe, depth + 1)]}
-    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+    if isinstance(value, (np.ndarray, np.generic)):
+        # Before float/int: np.float64 is a float subclass, and it must arrive as np.float64
+        # (a student's loop divides by it; 1.0 / np.float64(0) is inf, 1.0 / 0.0 raises).
         arr = np.asarray(value)
         if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None:
             return {"$o": [f"numpy array of dtype {arr.dtype}", f"shape {arr.shape}"]}
@@ -98,6 +91,19 @@ def _encode(value, buffers, describe, depth):
         buffers.append(arr.tobytes())
         return {"$a": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape),
                 "scalar": isinstance(value, np.generic)}
+    if isinstance(value, str):   # a subclass arrives as a plain str (its methods are not called)
+        return str.__str__(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = int.__index__(value)   # (an int subclass arrives as an int; its methods are not called)
+        return value if abs(value) < 2**63 else {"$o": ["int", f"an integer with {value.bit_length()} bits"]}
+    if isinstance(value, float):
+        value = float.__float__(value)
+        if math.isfinite(value):
+            return float(value)
+        return {"$f": "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")}
+    if isinstance(value, complex):
+        return {"$c": [_encode(value.real, buffers, describe, depth + 1),
+                       _encode(value.imag, buffers, describe, depth + 1)]}
     if isinstance(value, FunctionRef):
         return {"$fn": value.name}
     if isinstance(value, Opaque):

@@ -41,11 +41,27 @@ class Limits:
     max_call_seconds: float = 0.0    # when > 0: a cap on every call, whatever a check asks for
 
 
+class AbortCall(BaseException):
+    """Raised by a grader-side stand-in to stop the student's call at once: the check already has
+    its verdict (a loop ran past max_iter, a restart went on after it should have stopped).
+
+    A ``BaseException``, so that the student's ``except Exception`` cannot swallow it in-process;
+    in the sandbox the student's code never sees it: the call is ended from outside.
+    ``verdict`` is anything the check wants back in ``CallOutcome.value``.
+    """
+
+    def __init__(self, reason: str, verdict: object = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.verdict = verdict
+
+
 @dataclass
 class CallOutcome:
     """What happened when a student's function was called."""
 
-    status: str                      # "ok", "error", "timeout", "crash", "missing", "budget", "unloadable"
+    status: str                      # "ok", "error", "timeout", "crash", "missing", "budget", "unloadable",
+                                     # "aborted" (a stand-in raised AbortCall: see its reason in message)
     value: object = None
     error_type: str = ""
     message: str = ""
@@ -186,6 +202,10 @@ class Sandbox:
                     self._answer_callback(message, handlers)
                     continue
                 return self._outcome(message, time.monotonic() - started)
+        except AbortCall as stop:
+            self._kill()
+            return CallOutcome("aborted", value=stop.verdict, message=stop.reason,
+                               seconds=time.monotonic() - started)
         except ChannelTimeout:
             self._kill()
             return CallOutcome("timeout", message=f"did not return within {limit:.0f} s",
