@@ -1,8 +1,8 @@
 """A generated ``gmm`` class with planted copies: the ground truth for the similarity report.
 
 Independent submissions are composed function by function from the corpus
-(``tests/corpora/gmm/correct``: five authors' styles, loops, vectorised, Cholesky, triangular
-solves, a notebook; and ``mutants``: single-bug versions of them), each function with the
+(``tests/corpora/gmm/correct``: four authors' styles, loops, vectorised, Cholesky, triangular
+solves; and ``mutants``: single-bug versions of them), each function with the
 helpers and constants it uses, then varied site by site the way different people write the same
 idea: ``x.sum(axis=1)`` / ``np.sum(x, axis=1)`` / ``np.sum(x, 1)``, ``x[:, None]`` /
 ``x[:, np.newaxis]``, ``a @ b`` / ``np.matmul(a, b)``, ``x ** 2`` / ``x * x``, operand order,
@@ -46,6 +46,8 @@ KINDS = ("renamed", "reordered", "comments", "reformatted", "split_cells", "one_
 _NAMES = ("tmp", "val", "res", "acc", "out", "part", "term", "cur", "aux", "buf", "work", "piece")
 _STYLES = [lambda n, i: n, lambda n, i: f"{n}_", lambda n, i: f"my_{n}", lambda n, i: f"{n}{i}",
            lambda n, i: n.upper() if len(n) <= 2 else n.capitalize(), lambda n, i: f"v_{n}"]
+_RANDOM = {"choice", "normal", "standard_normal", "dirichlet", "random", "permutation", "rand", "randn",
+           "uniform", "integers", "shuffle", "randint", "multivariate_normal"}
 _COMMENTS = ("# compute it", "# vectorised", "# see lecture notes", "# careful with shapes here",
              "# TODO: check", "# numerically stable", "# as in the slides", "# log domain")
 
@@ -94,8 +96,9 @@ def pool() -> tuple[list[Author], dict[str, list[tuple[Author, str]]], list[str]
     tasks = [t.name for t in get_assignment("gmm").tasks]
     authors = []
     for path in sorted((CORPUS / "correct").iterdir()):
-        if path.stem in ("f_no_m_step_after_last_bound", "g_module_level_rng", "h_constant_from_math_names"):
-            continue    # near-copies of c and b: not independent authors
+        if path.stem in ("d_notebook", "f_no_m_step_after_last_bound", "g_module_level_rng",
+                         "h_constant_from_math_names"):
+            continue    # b in a notebook, and near-copies of c and b: not independent authors
         authors.append(Author(path.stem, _module_code(path)))
     choices: dict[str, list[tuple[Author, str]]] = {t: [(a, t) for a in authors if t in a.functions] for t in tasks}
     for path in sorted((CORPUS / "mutants").glob("*.py")):
@@ -126,7 +129,8 @@ class Vary(ast.NodeTransformer):
                 return ast.Call(f, [], [ast.keyword("axis", node.args[0])])
             return ast.Call(ast.Attribute(ast.Name("np", ast.Load()), f.attr, ast.Load()), [f.value, *node.args],
                             node.keywords)                         # x.sum(...) -> np.sum(x, ...)
-        if isinstance(f, ast.Attribute) and _is_np(f.value) and f.attr in self.METHODS and node.args and self.flip():
+        if isinstance(f, ast.Attribute) and _is_np(f.value) and f.attr in self.METHODS and node.args \
+                and isinstance(node.args[0], (ast.BinOp, ast.Subscript, ast.Attribute)) and self.flip():
             return ast.Call(ast.Attribute(node.args[0], f.attr, ast.Load()), node.args[1:], node.keywords)
         return node
 
@@ -181,7 +185,10 @@ class Vary(ast.NodeTransformer):
         """``y = f(g(x)) + 1`` -> ``tmp = g(x)`` / ``y = f(tmp) + 1``: a sub-expression in a variable."""
         if not isinstance(statement, (ast.Assign, ast.Return)) or statement.value is None:
             return None
-        calls = [n for n in ast.walk(statement.value) if isinstance(n, ast.Call) and n is not statement.value]
+        value = statement.value
+        # only an operand of the statement's own arithmetic: never inside a comprehension, lambda,
+        # conditional or boolean expression (where evaluating it earlier changes the program)
+        calls = [n for n in (value.left, value.right) if isinstance(n, ast.Call)] if isinstance(value, ast.BinOp) else []
         if not calls:
             return None
         target = self.rng.choice(calls)
@@ -207,7 +214,9 @@ def _independent(a: ast.Assign, b: ast.Assign) -> bool:
         return {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
     wa, wb = set().union(*map(names, a.targets)), set().union(*map(names, b.targets))
     ra, rb = names(a.value), names(b.value)
-    return not (wa & (rb | wb)) and not (wb & ra)
+    drawn = any(isinstance(n, ast.Attribute) and n.attr in _RANDOM for n in ast.walk(a)) \
+        and any(isinstance(n, ast.Attribute) and n.attr in _RANDOM for n in ast.walk(b))
+    return not (wa & (rb | wb)) and not (wb & ra) and not drawn
 
 
 class Rename(ast.NodeTransformer):
@@ -421,6 +430,56 @@ def generate(folder: str | Path, n: int = 300, copies: int = 6, keys: int = 8, s
     return truth
 
 
+DEMO_NAMES = ("ada", "alan", "barbara", "donald", "edsger", "frances", "grace", "john")
+
+
+def _base_of(mutant: Author, authors: list[Author]) -> Author | None:
+    """The corpus author a mutant was made from: the one sharing most of its other functions."""
+    def same(author):
+        return sum(1 for name, f in mutant.functions.items()
+                   if name in author.functions and ast.dump(f) == ast.dump(author.functions[name]))
+    best = max(authors, key=same)
+    return best if same(best) >= 3 else None
+
+
+def demo(folder: str | Path, seed: int = 13) -> dict:
+    """The small class of ``make demo``: one student per corpus author (each with one or two of the
+    single-bug mutants made from that author's file, and varied), a renamed copy, a copy split over
+    notebook cells, a disguised copy, and a submission pasted from the reference solution with one
+    function left as the skeleton."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    authors, choices, tasks = pool()
+    mutants = [(a, name) for options in choices.values() for a, name in options if a.name.startswith("mutant:")]
+    names = iter(DEMO_NAMES)
+    independent = {}
+    for author in authors:
+        own = [(m, name) for m, name in mutants if _base_of(m, authors) is author]
+        picked = dict((name, m) for m, name in rng.sample(own, min(len(own), rng.randint(1, 2))))
+        single = {task: [(picked.get(task, author), task)] for task in tasks if task in author.functions}
+        student = next(names)
+        independent[student] = compose(rng, single, [t for t in tasks if t in single], 0.5)
+        _write(folder, student, independent[student], {"comments": random.Random(rng.random())}, rng)
+    truth = {"pairs": [], "course": {}}
+    for kind, source in (("renamed", "ada"), ("split_cells", "barbara"), ("disguised", "donald")):
+        student = next(names)
+        sub, how = disguise(rng, independent[source], kind, tasks, choices, 0.5)
+        _write(folder, student, sub, how, rng)
+        truth["pairs"].append([source, student, kind])
+    student = next(names)
+    reference = Author("reference", (ROOT / "solutions" / "gmm" / "__init__.py").read_text())
+    keep = _kept_names(list(reference.functions.values()), tasks, reference.imports)
+    renamer = Rename(_local_renamer(rng, keep | set(reference.functions)))
+    functions = [renamer.visit(copy.deepcopy(f)) for name, f in reference.functions.items() if name != "train_EM"]
+    functions.append(ast.parse("def train_EM(X, C, rtol=1e-3, max_iter=100, restarts=10):\n"
+                               "    raise NotImplementedError()").body[0])
+    imports = [copy.deepcopy(n) for n in reference.imports if "autograder" not in ast.unparse(n)]
+    _write(folder, student, Submission(imports, list(reference.constants.values()), functions), {}, rng)
+    truth["course"][student] = [f.name for f in functions if f.name != "train_EM"]
+    return truth
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
@@ -428,7 +487,12 @@ def main(argv=None) -> int:
     parser.add_argument("--copies", type=int, default=6)
     parser.add_argument("--keys", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--demo", action="store_true", help="the small class of `make demo` instead")
     args = parser.parse_args(argv)
+    if args.demo:
+        truth = demo(args.out)
+        print(f"demo class in {args.out}: planted {truth}")
+        return 0
     truth = generate(args.out, args.n, args.copies, args.keys, args.seed)
     print(f"{args.n} independent submissions, {len(truth['pairs'])} planted copies, "
           f"{len(truth['course'])} answer-key copies in {args.out}")

@@ -304,6 +304,7 @@ class CourseMatch:
     source: str         # the course unit it matches best ("solutions/gmm: E_step")
     fingerprints: int
     regions: list[Region] = field(default_factory=list)
+    course_source: str = ""   # the text of the course unit it matches best
 
 
 @dataclass
@@ -323,6 +324,7 @@ def analyse(codes: list[Code], skeleton: list[Unit], course: list[Unit], *, k: i
     """Pairs of submissions sharing uncommon code, and units that match the course's code."""
     boiler = fingerprint_set(skeleton, k)
     course_prints: dict[int, set[str]] = defaultdict(set)
+    course_text = {f"{unit.label}: {unit.name}": unit.source for unit in course}
     for unit in course:
         for h in fingerprints(unit, k):
             if h not in boiler:
@@ -353,7 +355,7 @@ def analyse(codes: list[Code], skeleton: list[Unit], course: list[Unit], *, k: i
     pairs = [_pair(a, b, score, codes, per_code, holders, limit, k)
              for (a, b), score in totals.items() if score >= threshold]
     pairs.sort(key=lambda p: (-p.score, codes[p.a].student, codes[p.b].student))
-    matches = _course_matches(codes, per_code, course_prints, k)
+    matches = _course_matches(codes, per_code, course_prints, course_text, k)
     return Analysis(codes, pairs, matches, threshold, k, limit, [round(s, 1) for s in best], dict(totals))
 
 
@@ -417,7 +419,7 @@ def _regions(code: Code, prints, selected, k: int) -> list[Region]:
     return out
 
 
-def _course_matches(codes, per_code, course_prints, k: int) -> list[CourseMatch]:
+def _course_matches(codes, per_code, course_prints, course_text, k: int) -> list[CourseMatch]:
     out = []
     for c, (code, prints) in enumerate(zip(codes, per_code)):
         by_unit: dict[int, set[int]] = defaultdict(set)
@@ -436,7 +438,8 @@ def _course_matches(codes, per_code, course_prints, k: int) -> list[CourseMatch]
                         votes[label] += 1
                 source = max(sorted(votes), key=votes.get)
                 regions = [r for r in _regions(code, prints, set(hits), k) if r.unit == u]
-                out.append(CourseMatch(c, code.units[u].name, round(share, 3), source, len(own), regions))
+                out.append(CourseMatch(c, code.units[u].name, round(share, 3), source, len(own), regions,
+                                       course_text.get(source, "")))
     out.sort(key=lambda m: (-m.share, codes[m.student].student, m.unit))
     return out
 
