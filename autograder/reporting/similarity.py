@@ -43,13 +43,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 
 K = 20                  # tokens per fingerprint
-THRESHOLD = 50.0        # default score above which a pair is reported
+THRESHOLD = 40.0        # default score at or above which a pair is reported
 MIN_COMMON = 6          # a fingerprint held by more than max(MIN_COMMON, common_share * N) counts nothing
 COMMON_SHARE = 0.05
 COURSE_SHARE = 0.8      # a unit is "from the course's code" when this share of its fingerprints is there
 COURSE_MIN_FINGERPRINTS = 25   # ... and it has at least this many (after removing the skeleton)
 MAX_SOURCE_CHARS = 400_000     # a submission's definitions beyond this are not compared (say so)
-WEIGHT_POWER = 1.0
+
 
 _BUILTINS = frozenset(dir(builtins))
 
@@ -346,7 +346,7 @@ def analyse(codes: list[Code], skeleton: list[Unit], course: list[Unit], *, k: i
     totals: dict[tuple[int, int], float] = defaultdict(float)
     for h, who in holders.items():
         if 2 <= len(who) <= limit:
-            weight = 1.0 / (len(who) - 1) ** WEIGHT_POWER
+            weight = 1.0 / (len(who) - 1)
             for a, b in itertools.combinations(who, 2):
                 totals[a, b] += weight
     best = [0.0] * len(codes)
