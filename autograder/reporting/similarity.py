@@ -38,6 +38,7 @@ import hashlib
 import io
 import itertools
 import keyword
+import re
 import tokenize
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
@@ -51,7 +52,11 @@ COURSE_MIN_FINGERPRINTS = 25   # ... and it has at least this many (after removi
 MAX_SOURCE_CHARS = 400_000     # a submission's definitions beyond this are not compared (say so)
 
 
+GIVEN_K = 8             # a run of this many tokens found in the released notebook is given code
+GIVEN_SHARE = 0.5       # a fingerprint with more given tokens than this share is not evidence
+
 _BUILTINS = frozenset(dir(builtins))
+_CODE_STRING = re.compile(r"[\w,.\->]{1,30}")
 
 
 # ------------------------------------------------------------------------------------ units
@@ -161,7 +166,7 @@ def normalise(source: str, aliases: dict[str, str]) -> tuple[Token, ...]:
         if kind == tokenize.STRING and tok.start[0] in docstrings:
             continue
         if kind == tokenize.NEWLINE:
-            if out and out[-1].text != ";":
+            if out and out[-1].text not in (";", "{", "}"):   # (a skipped docstring leaves nothing)
                 out.append(Token(";", start, start))
             previous, previous_kind = ";", tokenize.OP
             continue
@@ -188,7 +193,9 @@ def normalise(source: str, aliases: dict[str, str]) -> tuple[Token, ...]:
                 continue
             out.append(Token(text, start, end))
         elif kind == tokenize.STRING:
-            out.append(Token("S", start, end))
+            # a short word-like string is code ("nc,cnd->cd" for einsum, "fro", "C"); a message is not
+            body = text.lstrip("rbuRBU").strip("'\"")
+            out.append(Token(f"'{body}'" if _CODE_STRING.fullmatch(body) else "S", start, end))
         elif kind == tokenize.NAME:
             following = raw[i + 1].string if i + 1 < len(raw) else ""
             if keyword.iskeyword(text) or (previous == "." and previous_kind == tokenize.OP):
@@ -267,6 +274,25 @@ def fingerprints(unit: Unit, k: int = K) -> dict[int, list[int]]:
     return out
 
 
+def own_fingerprints(unit: Unit, given: set[int], k: int = K) -> dict[int, list[int]]:
+    """``fingerprints`` without the k-grams that touch given code: a token is given when it lies
+    in a run of ``GIVEN_K`` tokens that the released notebook has too (its signature, a skeleton
+    line), so a fingerprint is evidence only of what the student wrote."""
+    texts = [t.text for t in unit.tokens]
+    covered = [0] * (len(texts) + 1)            # prefix counts of given tokens
+    marks = [False] * len(texts)
+    for i in range(len(texts) - GIVEN_K + 1):
+        if _hash(texts[i:i + GIVEN_K]) in given:
+            marks[i:i + GIVEN_K] = [True] * GIVEN_K
+    for i, mark in enumerate(marks):
+        covered[i + 1] = covered[i] + mark
+    out: dict[int, list[int]] = defaultdict(list)
+    for i in range(len(texts) - k + 1):
+        if covered[i + k] - covered[i] <= GIVEN_SHARE * k:
+            out[_hash(texts[i:i + k])].append(i)
+    return out
+
+
 def fingerprint_set(units: list[Unit], k: int = K) -> set[int]:
     out: set[int] = set()
     for unit in units:
@@ -322,20 +348,18 @@ class Analysis:
 def analyse(codes: list[Code], skeleton: list[Unit], course: list[Unit], *, k: int = K,
             threshold: float = THRESHOLD, common_share: float = COMMON_SHARE) -> Analysis:
     """Pairs of submissions sharing uncommon code, and units that match the course's code."""
-    boiler = fingerprint_set(skeleton, k)
+    given = fingerprint_set(skeleton, GIVEN_K)
     course_prints: dict[int, set[str]] = defaultdict(set)
     course_text = {f"{unit.label}: {unit.name}": unit.source for unit in course}
     for unit in course:
-        for h in fingerprints(unit, k):
-            if h not in boiler:
-                course_prints[h].add(f"{unit.label}: {unit.name}")
+        for h in own_fingerprints(unit, given, k):
+            course_prints[h].add(f"{unit.label}: {unit.name}")
     per_code: list[dict[int, list[tuple[int, int]]]] = []   # fingerprint -> [(unit, token index)]
     for code in codes:
         prints: dict[int, list[tuple[int, int]]] = defaultdict(list)
         for u, unit in enumerate(code.units):
-            for h, where in fingerprints(unit, k).items():
-                if h not in boiler:
-                    prints[h].extend((u, i) for i in where)
+            for h, where in own_fingerprints(unit, given, k).items():
+                prints[h].extend((u, i) for i in where)
         per_code.append(prints)
     holders: dict[int, list[int]] = defaultdict(list)
     for c, prints in enumerate(per_code):
