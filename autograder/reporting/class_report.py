@@ -221,7 +221,8 @@ def _misconceptions(results, students, classes, hints, functions) -> list[dict]:
     for group in groups.values():
         attempted = sum(1 for cls in classes if cls.get(group["function"]) in ("passed", "partial", "failed"))
         count = len(group["students"])
-        out.append({"function": group["function"], "cause": group["example"]["why"] or group["example"]["message"],
+        cause = group["example"]["why"] or (group["example"]["message"].splitlines() or [""])[0]
+        out.append({"function": group["function"], "cause": cause,
                     "kind": group["kind"], "key": group["key"], "students": count,
                     "share_of_class": round(count / n, 3) if n else 0.0,
                     "share_of_attempts": round(count / attempted, 3) if attempted else 0.0,

@@ -84,19 +84,23 @@ def render_index(analysis: Analysis, title: str, links: dict[str, str] | None = 
                 "reference solutions or the package's theory and check modules: an answer key copied from the "
                 "installed package or the repository.</p>")
     if analysis.course:
-        body.append("<table><tr><th>student</th><th>function</th><th class='n'>share</th><th>matches</th><th></th></tr>")
+        body.append("<table><tr><th>student</th><th>functions (each side by side with the course's code)</th></tr>")
+        by_student: dict[int, list[tuple[int, CourseMatch]]] = {}
         for rank, m in enumerate(analysis.course, 1):
-            body.append(f"<tr><td>{_student(codes[m.student].student, links)}</td><td><span class='fn'>{_e(m.unit)}"
-                        f"</span></td><td class='n'>{100 * m.share:.0f}%</td><td>{_e(m.source)}</td>"
-                        f"<td><a href='{course_file(rank)}'>side by side</a></td></tr>")
+            by_student.setdefault(m.student, []).append((rank, m))
+        for student, matches in sorted(by_student.items(), key=lambda item: (-len(item[1]), codes[item[0]].student)):
+            cells = ", ".join(f"<a href='{course_file(rank)}' title='{_e(m.source)}'><span class='fn'>{_e(m.unit)}"
+                              f"</span></a> {100 * m.share:.0f}%" for rank, m in matches)
+            body.append(f"<tr><td>{_student(codes[student].student, links)}</td><td>{cells}</td></tr>")
         body.append("</table>")
     else:
         body.append("<p class='none'>None.</p>")
     body.append("<h2>Every student's highest pair score</h2>")
     top = max([analysis.threshold * 2, *analysis.scores]) if analysis.scores else analysis.threshold * 2
     body.append(plots.histogram(analysis.scores, float(round(top)), width=640, height=150, label="best pair score"))
-    body.append(f"<p class='muted'>The threshold is {analysis.threshold:g}; most students' best match is far "
-                "below it.</p>")
+    above = sum(1 for score in analysis.scores if score >= analysis.threshold)
+    body.append(f"<p class='muted'>{above} of {len(analysis.scores)} student(s) have a pair at or above the "
+                f"threshold ({analysis.threshold:g}).</p>")
     problems = [(c.student, c.problem) for c in codes if c.problem]
     if problems:
         body.append("<h2>Not compared</h2><ul>" + "".join(f"<li>{_e(s)}: {_e(p)}</li>" for s, p in problems) + "</ul>")
