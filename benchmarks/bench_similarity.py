@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -61,6 +62,11 @@ def evaluate(folder: Path, out: Path) -> dict:
     }
 
 
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run(n: int, copies: int, seed: int, workdir: Path) -> dict:
     folder = workdir / f"class-{seed}"
     out = workdir / f"report-{seed}"
@@ -68,14 +74,15 @@ def run(n: int, copies: int, seed: int, workdir: Path) -> dict:
     synthetic_class.generate(folder, n=n, copies=copies, seed=seed)
     generated = time.monotonic() - started
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _children_cpu()
     done = subprocess.run([sys.executable, "-m", "autograder", "similarity", "-a", "gmm", "-g", str(out), str(folder)],
                           cwd=ROOT, env=env, capture_output=True, text=True)
-    seconds = time.monotonic() - started
+    seconds, cpu = time.monotonic() - started, _children_cpu() - cpu
     if done.returncode:
         raise SystemExit(f"similarity failed:\n{done.stderr[-3000:]}")
     result = evaluate(folder, out)
-    result.update(seed=seed, seconds=round(seconds, 1), generation_seconds=round(generated, 1))
+    result.update(seed=seed, seconds=round(seconds, 1), cpu_seconds=round(cpu, 1),
+                  generation_seconds=round(generated, 1), load_average=round(os.getloadavg()[0], 1))
     return result
 
 
@@ -92,7 +99,8 @@ def main(argv=None) -> int:
     for r in results:
         print(f"seed {r['seed']}: {r['submissions']} submissions, {r['planted']} planted pairs; threshold "
               f"{r['threshold']:g}: {r['reported']} reported, precision {r['precision']:.3f}, recall {r['recall']:.3f}; "
-              f"{r['seconds']:.1f} s for `python -m autograder similarity` (all pages written)")
+              f"{r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU for `python -m autograder similarity` "
+              f"(all pages written; load average {r['load_average']})")
         print("    recall by kind: " + ", ".join(f"{k} {v}" for k, v in r["recall_by_kind"].items()))
         print(f"    answer key: {r['course_flagged']} submission(s) flagged, {r['course_planted']} planted: precision "
               f"{r['course_precision']:.3f}, recall {r['course_recall']:.3f} ({r['course_functions_right']} of "

@@ -77,10 +77,26 @@ def analyse_files(files: list[tuple[str, bytes | None, str]], assignment, *, thr
                   root=None) -> similarity.Analysis:
     """Similarity of submission files [(student, bytes or None, suffix)] of ``assignment``."""
     tasks = {t.name for t in assignment.tasks}
-    codes = [similarity.code_of_file(student, data, suffix, tasks) for student, data, suffix in files]
+    workers = min(PARALLEL_WORKERS, os.cpu_count() or 1)
+    if len(files) >= PARALLEL_FROM and workers > 1:   # reading and tokenising is most of the time
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            codes = list(pool.map(_code_of, files, [tasks] * len(files), chunksize=8))
+    else:
+        codes = [_code_of(file, tasks) for file in files]
     options = {} if threshold is None else {"threshold": threshold}
     return similarity.analyse(codes, similarity.skeleton_units(assignment.id, root),
                               similarity.course_units(assignment.id, root), **options)
+
+
+PARALLEL_WORKERS = 2
+PARALLEL_FROM = 60
+
+
+def _code_of(file: tuple[str, bytes | None, str], tasks: set[str]) -> similarity.Code:
+    student, data, suffix = file
+    return similarity.code_of_file(student, data, suffix, tasks)
 
 
 def to_json(analysis: similarity.Analysis) -> dict:

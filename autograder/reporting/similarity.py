@@ -9,16 +9,19 @@ stream of normalised tokens (``tokenize``):
   ``V``; names bound by the submission's imports are spelt out (``np.exp`` and ``from numpy
   import exp; exp`` are both ``numpy . exp``); attributes, keyword-argument names, builtins and
   keywords are kept (renaming a variable does not change ``.sum(axis=1)``);
-* strings are ``S``; docstrings, comments and formatting disappear; statements, indentation and
-  operators stay.
+* a message string is ``S``, a short word-like one is kept (an einsum spec is code);
+  docstrings, comments, formatting and grouping parentheses disappear; statements, indentation
+  and operators stay.
 
 A fingerprint is the hash (BLAKE2b, the same on every machine and run) of ``K`` consecutive
 tokens of one unit. All fingerprints are kept (documents are a few thousand tokens: winnowing's
 reduction is not needed at this size), so every shared run of at least ``K`` normalised tokens
-is found. Fingerprints of what every student received (the released notebook: skeletons and
-given code) are removed, and so are those of the course's own public code (reference solutions,
-the package's theory and check modules): code copied from there is reported separately
-(:func:`course_matches`), and code that resembles it is no evidence between two students.
+is found. What every student received is no evidence: a token inside a run of ``GIVEN_K``
+tokens that the released notebook has too (a signature, a skeleton line, a given function) is
+given, and a fingerprint mostly made of given tokens is dropped. Fingerprints of the course's own
+public code (reference solutions, the package's theory and check modules) are no evidence between
+two students either: a definition mostly made of them is reported on its own (``Analysis.course``:
+an answer key copied from the repository or the installed package).
 
 **Evidence.** A fingerprint held by ``n`` submissions counts ``1 / (n - 1)`` for each pair that
 shares it (1 when only the pair has it); one held by more than ``max(MIN_COMMON, common_share *
@@ -42,6 +45,7 @@ import re
 import tokenize
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 K = 20                  # tokens per fingerprint
 THRESHOLD = 40.0        # default score at or above which a pair is reported
@@ -60,8 +64,7 @@ _CODE_STRING = re.compile(r"[\w,.\->]{1,30}")
 
 
 # ------------------------------------------------------------------------------------ units
-@dataclass(frozen=True)
-class Token:
+class Token(NamedTuple):     # (a tuple: hundreds of thousands of them cross process boundaries cheaply)
     text: str           # the normalised token
     start: int          # character offsets of the original token in the unit's source
     end: int
@@ -110,40 +113,36 @@ def aliases_of(sources: list[str]) -> dict[str, str]:
     return out
 
 
-def _bound_names(tree: ast.AST) -> set[str]:
-    """Names a definition binds itself (its parameters, assignments, loop variables, ...)."""
+def _bound_names_and_docstrings(tree: ast.AST) -> tuple[set[str], set[int]]:
+    """Names a definition binds itself (parameters, assignments, loop variables, ...), and the
+    lines of its docstrings (one walk over the tree)."""
     names: set[str] = set()
+    lines: set[int] = set()
     for node in ast.walk(tree):
-        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
-            names.add(node.id)
+        if isinstance(node, ast.Name):
+            if not isinstance(node.ctx, ast.Load):
+                names.add(node.id)
         elif isinstance(node, ast.arg):
             names.add(node.arg)
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.add(node.name)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)):
+            if not isinstance(node, ast.Module):
+                names.add(node.name)
+            first = node.body[0] if node.body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
+                    and isinstance(first.value.value, str):
+                lines.update(range(first.lineno, first.end_lineno + 1))
         elif isinstance(node, ast.ExceptHandler) and node.name:
             names.add(node.name)
         elif isinstance(node, (ast.Global, ast.Nonlocal)):
             names.update(node.names)
-    return names
-
-
-def _docstring_lines(tree: ast.AST) -> set[int]:
-    lines: set[int] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Module)) and node.body:
-            first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) \
-                    and isinstance(first.value.value, str):
-                lines.update(range(first.lineno, first.end_lineno + 1))
-    return lines
+    return names, lines
 
 
 def normalise(source: str, aliases: dict[str, str]) -> tuple[Token, ...]:
     """The normalised tokens of one definition (see the module's docstring). Never raises."""
     try:
         tree = ast.parse(source)
-        bound = _bound_names(tree)
-        docstrings = _docstring_lines(tree)
+        bound, docstrings = _bound_names_and_docstrings(tree)
         raw = list(tokenize.generate_tokens(io.StringIO(source).readline))
     except (SyntaxError, ValueError, RecursionError, MemoryError, tokenize.TokenError, IndentationError):
         return ()
