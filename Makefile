@@ -57,6 +57,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_gmm.py
 	$(BIN)/python benchmarks/bench_prankster.py
 	$(BIN)/python benchmarks/bench_student_checks.py
+	$(BIN)/python benchmarks/bench_similarity.py
 
 # 300 gmm notebooks graded by the CLI and by nbgrader autograde (long: nbgrader runs every notebook).
 bench-grading: setup
