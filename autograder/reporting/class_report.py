@@ -154,10 +154,9 @@ def _function_row(function, results, classes) -> dict:
         if function not in cls:
             continue
         counts[cls[function]] += 1
-        score, total = result.function_scores()[function]
         graded = _graded(result.by_function()[function])
         scores.append(sum(t.score for t in graded))
-        maximum = max(maximum, sum(t.max_score for t in graded) or total)
+        maximum = max(maximum, sum(t.max_score for t in graded))
     row = {"function": function, "passed": counts["passed"], "partial": counts["partial"],
            "failed": counts["failed"], "not_attempted": counts["not attempted"], "errors": counts["error"]}
     row.update(_summary(scores, maximum))

@@ -470,11 +470,10 @@ def _course_matches(codes, per_code, course_prints, course_text, k: int) -> list
 # ------------------------------------------------------------------------------------ inputs
 def code_of_file(student: str, data: bytes | None, suffix: str, tasks: set[str], label: str = "") -> Code:
     """The units of one submission file's bytes (read by the loader the grader uses)."""
-    from ..loading import Submission, load_submission_bytes
+    from ..loading import load_submission_bytes
     if data is None:
         return Code(student, problem="the file could not be read")
-    submission = load_submission_bytes(data, suffix, label or student) if data is not None else Submission(label)
-    return units_from_submission(submission, tasks, student)
+    return units_from_submission(load_submission_bytes(data, suffix, label or student), tasks, student)
 
 
 def skeleton_units(assignment_id: str, root=None) -> list[Unit]:
