@@ -475,7 +475,9 @@ def write_gradebook(folder: str | Path, jobs: list[Job], records: list[dict], ti
         rows.append((job.student, name, result))
     written["index"] = _write_atomic(folder / "index.html", _index(title, rows))
     from .reporting import pages  # the class report: class.html, class.json, class-*.csv
-    written.update(pages.write_class(folder, results, [job.student for job in jobs], assignment=jobs[0].assignment if jobs else None, title=title, links={student: f"reports/{name}.html" for student, name, _ in rows}))
+    written.update(pages.write_class(folder, results, [job.student for job in jobs], title=title,
+                                     assignment=jobs[0].assignment if jobs else None,
+                                     links={student: f"reports/{name}.html" for student, name, _ in rows}))
     return written
 
 

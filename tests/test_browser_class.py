@@ -101,8 +101,10 @@ def test_class_report_and_similarity_pages_in_chromium(gradebook, browser):  # n
              for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]
     planted = {frozenset(p[:2]) for p in truth["pairs"]}
     assert {frozenset(p) for p in pairs} == planted, pairs
-    course = driver.find_elements(By.TAG_NAME, "table")[1].text
-    assert "john" in course and "solutions/gmm" in course
+    course = driver.find_elements(By.TAG_NAME, "table")[1]
+    assert "john" in course.text and "E_step 100%" in course.text
+    titles = {a.get_attribute("title") for a in course.find_elements(By.TAG_NAME, "a") if a.get_attribute("title")}
+    assert "solutions/gmm: E_step" in titles
     _full_page(driver, ARTIFACTS / "similarity.png")
 
     _link(driver, "side by side").click()
