@@ -30,11 +30,17 @@ build: setup
 check-build: setup
 	$(BIN)/python -m autograder.build --check
 
-# Build the release, then grade the bundled example submissions: the score table on the terminal,
-# and a gradebook (CSV, JSON, one HTML report per student with pictures) in build/demo-gradebook/.
+# Build the release, then grade the bundled example submissions and a small generated class (one
+# student per corpus author, planted copies, a pasted answer key: benchmarks/synthetic_class.py
+# --demo, the same files every time): the score table on the terminal, and a gradebook (CSV, JSON,
+# one HTML report per student with pictures, the class report and the similarity report) in
+# build/demo-gradebook/.
 demo: build
-	$(BIN)/python -m autograder grade --assignment gmm --format table --gradebook build/demo-gradebook --no-resume examples/gmm
+	rm -rf build/demo-class
+	$(BIN)/python benchmarks/synthetic_class.py --demo build/demo-class > /dev/null
+	$(BIN)/python -m autograder grade --assignment gmm --format table --gradebook build/demo-gradebook --no-resume --similarity examples/gmm build/demo-class
 	@echo "gradebook and per-student HTML reports: build/demo-gradebook/index.html"
+	@echo "class report: build/demo-gradebook/class.html   similarity: build/demo-gradebook/similarity.html"
 
 test: setup browser
 	$(BIN)/python -m pytest -q
@@ -51,6 +57,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_gmm.py
 	$(BIN)/python benchmarks/bench_prankster.py
 	$(BIN)/python benchmarks/bench_student_checks.py
+	$(BIN)/python benchmarks/bench_similarity.py
 
 # 300 gmm notebooks graded by the CLI and by nbgrader autograde (long: nbgrader runs every notebook).
 bench-grading: setup

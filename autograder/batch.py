@@ -474,6 +474,10 @@ def write_gradebook(folder: str | Path, jobs: list[Job], records: list[dict], ti
         _write_atomic(folder / "reports" / f"{name}.html", page)
         rows.append((job.student, name, result))
     written["index"] = _write_atomic(folder / "index.html", _index(title, rows))
+    from .reporting import pages  # the class report: class.html, class.json, class-*.csv
+    written.update(pages.write_class(folder, results, [job.student for job in jobs], title=title,
+                                     assignment=jobs[0].assignment if jobs else None,
+                                     links={student: f"reports/{name}.html" for student, name, _ in rows}))
     return written
 
 
@@ -487,7 +491,8 @@ def _index(title: str, rows) -> str:
     lines = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:system-ui,sans-serif}td,th{padding:2px 10px;text-align:left}"
              "tr:nth-child(even){background:#f6f8fa}</style></head><body>",
-             f"<h2>{html.escape(title)}</h2><table><tr><th>student</th><th>score</th><th>error</th></tr>"]
+             f"<h2>{html.escape(title)}</h2><p><a href='class.html'>Class report</a></p>",
+             "<table><tr><th>student</th><th>score</th><th>error</th></tr>"]
     for student, name, result in rows:
         lines.append(f"<tr><td><a href='reports/{html.escape(name)}.html'>{html.escape(student)}</a></td>"
                      f"<td>{result.score:g} / {result.max_score:g}</td>"

@@ -15,6 +15,8 @@ import os
 import sys
 from pathlib import Path
 
+from . import similarity_cli
+
 FORMATS = ("table", "json", "csv")
 
 
@@ -40,11 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--no-progress", action="store_true", help="no progress bar, even on a terminal")
     grade.add_argument("--max-call-seconds", type=float, default=0.0, metavar="S",
                        help="stop any call of a student's function after S seconds (default: each check's own limit)")
+    similarity_cli.add_grade_options(grade)
     grade.add_argument("paths", nargs="+", metavar="PATH")
     gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
     gradescope.add_argument("--assignment", "-a", required=True)
     gradescope.add_argument("--out", "-o", default=".", help="folder for the zip (default: .)")
     sub.add_parser("serve", help="grade requests from stdin (used by nbgrader's hidden test cells)")
+    similarity_cli.add_parser(sub)
     return parser
 
 
@@ -52,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "grade":
         return _grade(args)
+    if args.command == "similarity":
+        return similarity_cli.main(args)
     if args.command == "serve":
         from .service import serve
         return serve()
@@ -82,6 +88,9 @@ def _grade(args) -> int:
     if not entries:
         print("error: no submissions found in " + " ".join(args.paths), file=sys.stderr)
         return 2
+    if args.similarity and not args.gradebook:
+        print("error: --similarity writes DIR/similarity.html: it needs --gradebook DIR", file=sys.stderr)
+        return 2
     if args.jobs is not None and args.jobs < 1:
         print("error: --jobs must be at least 1", file=sys.stderr)
         return 2
@@ -109,6 +118,8 @@ def _grade(args) -> int:
     results = batch.results_of(jobs, records)
     if args.gradebook:
         batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
+        if args.similarity:
+            similarity_cli.after_grade(args, jobs)
     if args.format == "json":
         report = gradebook.to_json(results)
     elif args.format == "csv":

@@ -1,0 +1,152 @@
+"""Writing the class pages into a gradebook folder: ``class.html``/``class.json``/``class-*.csv``
+and ``similarity.html``/``similarity.json``/``similarity.csv`` with ``similarity/*.html``.
+
+Every file is written atomically (a reader never sees half a page). ``class.html`` links the
+similarity page when ``similarity.json`` is there: writing the similarity report re-renders it
+from ``class.json``, so either can be written first.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from . import class_html, class_report, similarity, similarity_html
+
+CLASS_JSON, CLASS_HTML = "class.json", "class.html"
+SIMILARITY_JSON, SIMILARITY_HTML = "similarity.json", "similarity.html"
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    return path
+
+
+# ------------------------------------------------------------------------------------ class report
+def write_class(folder: str | Path, results, students: list[str], *, assignment=None, title: str = "",
+                links: dict[str, str] | None = None) -> dict[str, Path]:
+    """class.json, class-*.csv and class.html for graded ``results`` (``students[i]`` names ``results[i]``).
+
+    ``assignment``: an ``engine.Assignment`` or its id (checks' order, points, hints); ``links``:
+    {student: their report's path relative to ``folder``}.
+    """
+    folder = Path(folder)
+    if isinstance(assignment, str):
+        from ..assignments import get_assignment
+        assignment = get_assignment(assignment)
+    report = class_report.build(results, students, assignment=assignment, title=title)
+    report["reports"] = dict(links or {})
+    written = {"class_json": write_atomic(folder / CLASS_JSON, json.dumps(report, indent=1, ensure_ascii=False) + "\n")}
+    for name, text in class_report.to_csv(report).items():
+        written[name] = write_atomic(folder / name, text)
+    written["class_html"] = refresh_class(folder, report)
+    return written
+
+
+def refresh_class(folder: str | Path, report: dict | None = None) -> Path | None:
+    """(Re)render class.html from class.json, linking the similarity report when there is one."""
+    folder = Path(folder)
+    if report is None:
+        try:
+            report = json.loads((folder / CLASS_JSON).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+    summary = None
+    try:
+        data = json.loads((folder / SIMILARITY_JSON).read_text(encoding="utf-8"))
+        summary = {"pairs": len(data.get("pairs", [])), "course": len(data.get("course", []))}
+    except (OSError, ValueError):
+        pass
+    csv_files = [name for name in class_report.to_csv(report)]
+    return write_atomic(folder / CLASS_HTML, class_html.render(report, similarity=summary, csv_files=csv_files))
+
+
+# ------------------------------------------------------------------------------------ similarity
+def analyse_files(files: list[tuple[str, bytes | None, str]], assignment, *, threshold: float | None = None,
+                  root=None) -> similarity.Analysis:
+    """Similarity of submission files [(student, bytes or None, suffix)] of ``assignment``."""
+    tasks = {t.name for t in assignment.tasks}
+    workers = min(PARALLEL_WORKERS, os.cpu_count() or 1)
+    if len(files) >= PARALLEL_FROM and workers > 1:   # reading and tokenising is most of the time
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            codes = list(pool.map(_code_of, files, [tasks] * len(files), chunksize=8))
+    else:
+        codes = [_code_of(file, tasks) for file in files]
+    options = {} if threshold is None else {"threshold": threshold}
+    return similarity.analyse(codes, similarity.skeleton_units(assignment.id, root),
+                              similarity.course_units(assignment.id, root), **options)
+
+
+PARALLEL_WORKERS = 2
+PARALLEL_FROM = 60
+
+
+def _code_of(file: tuple[str, bytes | None, str], tasks: set[str]) -> similarity.Code:
+    student, data, suffix = file
+    return similarity.code_of_file(student, data, suffix, tasks)
+
+
+def to_json(analysis: similarity.Analysis) -> dict:
+    codes = analysis.codes
+    return {
+        "threshold": analysis.threshold, "k": analysis.k, "common_limit": analysis.common_limit,
+        "submissions": len(codes),
+        "pairs": [{"rank": i, "a": codes[p.a].student, "b": codes[p.b].student, "score": p.score,
+                   "overlap": list(p.overlap), "shared_tokens": [p.shared_tokens["a"], p.shared_tokens["b"]],
+                   "functions": [list(f) for f in p.functions], "page": similarity_html.pair_file(i)}
+                  for i, p in enumerate(analysis.pairs, 1)],
+        "course": [{"rank": i, "student": codes[m.student].student, "function": m.unit, "share": m.share,
+                    "matches": m.source, "page": similarity_html.course_file(i)}
+                   for i, m in enumerate(analysis.course, 1)],
+        "best_score": {c.student: s for c, s in zip(codes, analysis.scores)},
+        "not_compared": {c.student: c.problem for c in codes if c.problem},
+    }
+
+
+def _csv(rows, header) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_similarity(folder: str | Path, analysis: similarity.Analysis, *, title: str = "",
+                     order: list[str] = (), links: dict[str, str] | None = None) -> dict[str, Path]:
+    """similarity.html/.json/.csv and one side-by-side page per reported pair and course match."""
+    folder = Path(folder)
+    data = to_json(analysis)
+    written = {"similarity_json": write_atomic(folder / SIMILARITY_JSON, json.dumps(data, indent=1) + "\n")}
+    written["similarity_csv"] = write_atomic(folder / "similarity.csv", _csv(
+        [[p["rank"], p["score"], p["a"], p["b"], p["overlap"][0], p["overlap"][1],
+          "; ".join(f"{x}~{y}:{e:g}" for x, y, e in p["functions"]), p["page"]] for p in data["pairs"]]
+        + [[f"course-{m['rank']}", "", m["student"], m["matches"], m["share"], "", m["function"], m["page"]]
+           for m in data["course"]],
+        ["rank", "score", "a", "b", "overlap_a", "overlap_b", "functions", "page"]))
+    old = folder / "similarity"
+    if old.is_dir():   # pages of an earlier run: their ranks no longer mean anything
+        for stale in old.glob("*.html"):
+            stale.unlink()
+    for rank, pair in enumerate(analysis.pairs, 1):
+        write_atomic(folder / similarity_html.pair_file(rank),
+                     similarity_html.render_pair(analysis, pair, rank, list(order), title))
+    for rank, match in enumerate(analysis.course, 1):
+        write_atomic(folder / similarity_html.course_file(rank),
+                     similarity_html.render_course(analysis, match, rank, match.course_source, title))
+    written["similarity_html"] = write_atomic(folder / SIMILARITY_HTML,
+                                              similarity_html.render_index(analysis, title, links))
+    refresh_class(folder)
+    return written
