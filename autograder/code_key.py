@@ -235,10 +235,13 @@ def _global_names(code: types.CodeType) -> set[str]:
 
 def _is_library(module: types.ModuleType) -> bool:
     """A module of the Python installation (stdlib, site-packages), built in, or this package:
-    code that does not change while a notebook runs, unlike the student's own."""
-    if module.__name__ == _PACKAGE or module.__name__.startswith(_PACKAGE + "."):
+    code that does not change while a notebook runs, unlike the student's own. A module without
+    a file that is not built in (a notebook's ``__main__``, code made by exec) is the student's."""
+    name = module.__name__
+    if name == _PACKAGE or name.startswith(_PACKAGE + ".") or name in sys.builtin_module_names:
         return True
     path = getattr(module, "__file__", None)
     if path is None:
-        return True                     # built in (sys, math...) or a namespace package
+        paths = list(getattr(module, "__path__", None) or ())   # a namespace package
+        return bool(paths) and all(os.path.realpath(p).startswith(_LIBRARY_PREFIXES) for p in paths)
     return os.path.realpath(path).startswith(_LIBRARY_PREFIXES)

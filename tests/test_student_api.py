@@ -137,6 +137,8 @@ _KERNEL_CELLS = {
     "hint": 'hint("E_step")',
     "progress": "progress()",
     "progress, then its value": "p = progress()\np.rerun",
+    "a new E_step, then progress": "def E_step(X, pi, mu, sigma):\n    return ref.E_step(X, pi, mu, sigma) * 1.01\n"
+                                   "progress().rerun",
 }
 
 
@@ -165,7 +167,7 @@ def test_a_jupyter_kernel_shows_each_report_once_as_html(tmp_path):
     assert [o.data["text/plain"] for o in outputs["attribute"] if o.output_type == "execute_result"] == ["True"]
     for label in _KERNEL_CELLS:
         assert all(o.output_type != "stream" or o.name != "stderr" for o in outputs[label]), (label, outputs[label])
-        if label not in ("hint", "progress, then its value", "attribute"):
+        if label not in ("hint", "progress, then its value", "attribute", "a new E_step, then progress"):
             assert len(outputs[label]) == len(reports(label)), (label, outputs[label])
     assert [(o.output_type, o.data["text/plain"]) for o in outputs["hint"]] == \
         [("execute_result", "All the checks of E_step you ran pass: no hint needed.")]
@@ -174,6 +176,8 @@ def test_a_jupyter_kernel_shows_each_report_once_as_html(tmp_path):
     assert "2 of 11 tasks pass their checks" in progress[0].data["text/plain"]
     shown, value = outputs["progress, then its value"]
     assert "ag-progress" in shown.data["text/html"] and value.data["text/plain"] == "()"   # nothing rerun
+    shown, value = outputs["a new E_step, then progress"]      # a cell's function: keyed by its code
+    assert "ag-progress" in shown.data["text/html"] and value.data["text/plain"] == "('E_step',)"
 
 
 # ------------------------------------------------------------------------------- progress cache
@@ -346,6 +350,18 @@ def test_code_keys_of_recursive_and_library_functions():
     _run_cell("def g(n):\n    return f(n) + 1\n", namespace)
     assert code_key(namespace["f"]) != before
     assert code_key(np.linalg.solve) is not None  # a library function: by its name
+
+
+def test_functions_of_a_module_without_a_file_are_keyed_by_their_code(monkeypatch):
+    """A notebook's functions live in ``__main__``, a module without ``__file__``: the student's
+    code, not a library's (which would be keyed by name only)."""
+    import types
+    module = types.ModuleType("notebook_main")
+    monkeypatch.setitem(sys.modules, "notebook_main", module)
+    _run_cell("def helper():\n    return 1\ndef f():\n    return helper()\n", vars(module))
+    before = code_key(module.f)
+    _run_cell("def helper():\n    return 2\n", vars(module))
+    assert code_key(module.f) != before
 
 
 # ------------------------------------------------------------------------------- BLAS, layers
