@@ -16,7 +16,11 @@ kernel) is timed on
     function it breaks, once;
 (d) ``slow``: the slow and never-stopping loops of ``benchmarks/slow_loops/<id>/`` (a train_EM
     that ignores rtol, a loop over every data point...), the check of the function each
-    replaces, once.
+    replaces, once;
+(e) ``progress``: ``progress()`` on the reference's functions in a fresh Checker (every check
+    runs), again (nothing changed: nothing reruns), and after the first task's function is
+    replaced by a new one (it and what depends on it rerun). No target; the issue measured
+    6-23 s for a progress() that reran everything.
 
 Targets (issue 12, "Fast answers"; 2 cores with other work running): every check under 2 s on a
 correct implementation, (a) and (b), and under 10 s on any wrong one, (c) and (d); correct
@@ -51,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT / "tests" / "corpora"
 SLOW_LOOPS = Path(__file__).resolve().parent / "slow_loops"
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-SECTIONS = ("reference", "correct", "mutants", "slow")
+SECTIONS = ("reference", "correct", "mutants", "slow", "progress")
 CORRECT_LIMIT, WRONG_LIMIT = 2.0, 10.0
 
 
@@ -70,6 +74,8 @@ class Timing:
 
     @property
     def problem(self) -> str | None:
+        if self.section == "progress":     # no target: the figure is the point
+            return None
         if self.seconds >= self.limit:
             return f"took {self.seconds:.1f} s (target < {self.limit:g} s)"
         if self.section in ("reference", "correct") and not self.passed:
@@ -163,14 +169,42 @@ def run_assignment(assignment_id: str, sections: tuple[str, ...], repeats: int, 
             namespace = namespace_of(ROOT / _header(path, "base"))
             namespace_of(path, namespace)
             one("slow", path.name, namespace, _header(path, "breaks"))
+    if "progress" in sections:
+        for label, seconds, rerun in time_progress(assignment_id):
+            progress(f"  progress {label:<58} {len(rerun):2d} task(s) run {seconds:7.2f} s")
+            timings.append(Timing(assignment_id, "progress", label, ",".join(rerun), seconds, True))
     return timings
+
+
+def time_progress(assignment_id: str) -> list[tuple[str, float, tuple[str, ...]]]:
+    """[(what, seconds, tasks run)] for progress() first, again, and after a function changed."""
+    import functools
+
+    from autograder import Checker
+    checker = Checker(assignment_id)
+    namespace = dict(reference_namespace(assignment_id))
+    out = []
+
+    def timed(label: str) -> None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            started = time.perf_counter()
+            summary = checker.progress(namespace)
+            out.append((label, time.perf_counter() - started, summary.rerun))
+
+    timed("first call (every task)")
+    timed("again, nothing changed")
+    first = checker.assignment.tasks[0].name
+    original = namespace[first]
+    namespace[first] = functools.wraps(original)(lambda *args, **kwargs: original(*args, **kwargs))
+    timed(f"after a new {first}")
+    return out
 
 
 # ---------------------------------------------------------------------------------- report
 def verdicts(assignment_id: str, timings: list[Timing]) -> list[tuple[str, bool]]:
     """(line, met) per target of one assignment: the per-check limits, and the reference's own."""
     lines = []
-    for section in SECTIONS:
+    for section in SECTIONS[:4]:
         rows = [t for t in timings if t.section == section]
         if not rows:
             continue
@@ -197,6 +231,9 @@ def report(timings: list[Timing]) -> bool:
         for line, met in verdicts(assignment_id, rows):
             ok &= met
             print(f"  {line}{'' if met else '  MISSED'}")
+        for t in (t for t in rows if t.section == "progress"):
+            print(f"  progress() {t.source}: {t.seconds:.2f} s, {len(t.function.split(',')) if t.function else 0} "
+                  f"task(s) run{': ' + t.function.replace(',', ', ') if t.function and t.source.startswith('after') else ''}")
         reference = [t for t in rows if t.section == "reference"]
         if reference:
             print("  reference, per function: " + ", ".join(f"{t.function} {t.seconds * 1000:.0f} ms" for t in reference))
