@@ -140,6 +140,25 @@ def time_check(checker, name: str, func, repeats: int) -> tuple[float, bool]:
     return statistics.median(times), passed
 
 
+def implementations(assignment_id: str) -> dict[str, dict]:
+    """{label: namespace}: the reference and every correct corpus submission (bench_grading uses it)."""
+    out = {"reference": reference_namespace(assignment_id)}
+    out.update({path.name: namespace_of(path) for path in corpus(assignment_id, "correct")})
+    return out
+
+
+def check_times(assignment_id: str, namespace: dict, repeats: int = 5) -> dict[str, float]:
+    """{task: median seconds of ``check(task, namespace[task])``}; raises when a check fails."""
+    from autograder import Checker
+    checker = Checker(assignment_id)
+    medians = {}
+    for task in checker.assignment.tasks:
+        medians[task.name], passed = time_check(checker, task.name, namespace[task.name], repeats)
+        if not passed:
+            raise AssertionError(f"{assignment_id}.{task.name} fails its own check")
+    return medians
+
+
 def run_assignment(assignment_id: str, sections: tuple[str, ...], repeats: int, progress=print) -> list[Timing]:
     from autograder import Checker
     checker = Checker(assignment_id)
