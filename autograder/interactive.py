@@ -17,11 +17,13 @@ Everything degrades gracefully, so a notebook never depends on what the machine 
 
 * ``progress_bar``: a widget bar in a Jupyter kernel with ipywidgets and tqdm (Colab has both),
   a text bar in a terminal, otherwise nothing (plain iteration). It never writes to stderr
-  inside a notebook, and it is **silent while the autograder's checks run** (``quiet()``: the
-  student-side ``check()``, ``progress()``, the grading process and the sandbox child), so check
-  cells show only their report.
-* ``iteration_slider``: an ipywidgets slider in a Jupyter kernel with ipywidgets; elsewhere (or
-  with ``widgets=False``) a plain matplotlib grid of evenly spaced snapshots.
+  inside a notebook, and it is **silent while the autograder's checks run** (``quiet()`` from
+  ``autograder.quiet``: the student-side ``check()``, ``progress()``, the grading process; the
+  sandbox child shows none either), so check cells show only their report.
+* ``iteration_slider``: an ipywidgets slider in a Jupyter kernel with ipywidgets, under a static
+  picture of the first and last frames that stays in the saved notebook (GitHub, nbviewer and
+  nbconvert HTML cannot run the slider); elsewhere (or with ``widgets=False``) a plain matplotlib
+  grid of evenly spaced snapshots.
 
 ``setup(assignment_id, install=...)`` is called by every notebook's set-up cell (see
 ``autograder/build/setup_cell.py``): it installs what the assignment needs beyond the package
@@ -33,7 +35,6 @@ This module imports nothing heavy at import time: the grader imports it too.
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import importlib.util
 import io
@@ -43,44 +44,15 @@ import subprocess
 import sys
 from typing import Callable, Iterable, Sequence
 
-DISTRIBUTION = "em-vi-course"   # the pip distribution that ships this package
-QUIET_ENV = "AUTOGRADER_QUIET"   # set to 1 to silence progress bars in a whole process tree
+from .quiet import QUIET_ENV, is_quiet, quiet  # noqa: F401 - re-exported: the notebooks' API
 
-__all__ = ["progress_bar", "iteration_slider", "snapshot_grid", "slider_widget", "quiet", "is_quiet",
-           "in_kernel", "in_colab", "widgets_available", "setup", "assignment_requirements"]
+DISTRIBUTION = "em-vi-course"   # the pip distribution that ships this package
+
+__all__ = ["progress_bar", "iteration_slider", "snapshot_grid", "slider_widget", "first_and_last_png",
+           "quiet", "is_quiet", "in_kernel", "in_colab", "widgets_available", "setup", "assignment_requirements"]
 
 
 # ------------------------------------------------------------------------------------ context
-_quiet_depth = 0
-
-
-@contextlib.contextmanager
-def quiet():
-    """Within this block progress bars are silent (the autograder wraps every check run in it).
-
-    Processes started inside the block (the sandbox child) inherit ``AUTOGRADER_QUIET=1``.
-    """
-    global _quiet_depth
-    outermost = _quiet_depth == 0
-    previous = os.environ.get(QUIET_ENV)
-    _quiet_depth += 1
-    if outermost:
-        os.environ[QUIET_ENV] = "1"
-    try:
-        yield
-    finally:
-        _quiet_depth -= 1
-        if outermost:
-            if previous is None:
-                os.environ.pop(QUIET_ENV, None)
-            else:
-                os.environ[QUIET_ENV] = previous
-
-
-def is_quiet() -> bool:
-    return _quiet_depth > 0 or os.environ.get(QUIET_ENV, "") not in ("", "0")
-
-
 def in_kernel() -> bool:
     """True inside a Jupyter kernel (notebook, JupyterLab, Colab, VS Code), not a plain script."""
     ipython = sys.modules.get("IPython")
@@ -260,9 +232,17 @@ def slider_widget(frames: Sequence, draw: Callable, *, labels: Sequence[str] | N
 
 
 def snapshot_grid(frames: Sequence, draw: Callable, *, labels: Sequence[str] | None = None,
-                  description: str = "iteration", snapshots: int = 6, columns: int = 3, figsize=(5.0, 4.0)):
-    """A pyplot figure with up to ``snapshots`` evenly spaced frames (first and last included)."""
-    import matplotlib.pyplot as plt
+                  description: str = "iteration", snapshots: int = 6, columns: int = 3, figsize=(5.0, 4.0),
+                  figure=None):
+    """A figure with up to ``snapshots`` evenly spaced frames (first and last included).
+
+    A pyplot figure (shown by ``plt.show()``) unless ``figure`` is given: a callable
+    ``figure(figsize=...)`` returning the Figure to draw on (``matplotlib.figure.Figure``: drawn
+    without pyplot, so nothing is shown on its own).
+    """
+    if figure is None:
+        import matplotlib.pyplot as plt
+        figure = plt.figure
 
     frames = list(frames)
     titles = _labels(frames, labels, description)
@@ -271,12 +251,49 @@ def snapshot_grid(frames: Sequence, draw: Callable, *, labels: Sequence[str] | N
         raise ValueError("iteration_slider needs at least one frame")
     columns = max(1, min(columns, len(chosen)))
     rows = -(-len(chosen) // columns)
-    fig = plt.figure(figsize=(figsize[0] * columns, figsize[1] * rows), layout="constrained")
+    fig = figure(figsize=(figsize[0] * columns, figsize[1] * rows), layout="constrained")
     panels = fig.subfigures(rows, columns, squeeze=False).ravel()
     for panel, i in zip(panels, chosen):
         draw(frames[i], panel)
         panel.suptitle(titles[i])
     return fig
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def first_and_last_png(frames: Sequence, draw: Callable, *, labels: Sequence[str] | None = None,
+                       description: str = "iteration", figsize=(5.0, 4.0), dpi: int = 90) -> bytes:
+    """The first and the last frame side by side, as PNG bytes (drawn without pyplot)."""
+    from matplotlib.figure import Figure
+
+    fig = snapshot_grid(frames, draw, labels=labels, description=description, snapshots=2, columns=2,
+                        figsize=figsize, figure=Figure)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+def _display_slider(box, frames: list, draw: Callable, *, labels, description: str, figsize, dpi: int) -> None:
+    """Show the slider ``box`` after a static picture of its first and last frames.
+
+    The picture is an output of its own, so every copy of the notebook keeps it: where the
+    widget cannot run (nbconvert HTML, nbviewer, GitHub; JupyterLab reopened without its kernel,
+    which says "Error displaying widget: model not found") the reader still sees where EM started
+    and where it ended. The slider's text form says how to get it back.
+    """
+    import base64
+
+    from IPython.display import display
+
+    titles = _labels(frames, labels, description)
+    ends = titles[0] if len(frames) == 1 else f"{titles[0]} and {titles[-1]}"
+    png = first_and_last_png(frames, draw, labels=labels, description=description, figsize=figsize, dpi=dpi)
+    display({"image/png": base64.b64encode(png).decode("ascii"),
+             "text/plain": f"<{ends}: the first and last of {len(frames)} frames>"}, raw=True)
+    display({WIDGET_VIEW: {"version_major": 2, "version_minor": 0, "model_id": box.model_id},
+             "text/plain": f"<a slider over {len(frames)} frames: run this cell in Jupyter to step through them>"},
+            raw=True)
 
 
 def iteration_slider(frames: Sequence, draw: Callable, *, labels: Sequence[str] | None = None,
@@ -301,14 +318,17 @@ def iteration_slider(frames: Sequence, draw: Callable, *, labels: Sequence[str] 
     widgets : bool, optional
         Force the slider (True) or the static grid (False); default: the slider when available.
 
-    Displays its output (like ``ipywidgets.interact``) and returns None.
+    Displays its output (like ``ipywidgets.interact``) and returns None. Above the slider it shows
+    the first and last frames as a static picture, which stays in the saved notebook, so a copy
+    rendered where widgets cannot run (nbconvert HTML, nbviewer, GitHub) still shows them.
     """
     if widgets is None:
         widgets = widgets_available()
     if widgets:
-        from IPython.display import display
-        display(slider_widget(frames, draw, labels=labels, description=description, figsize=figsize, dpi=dpi,
-                              interval=interval))
+        frames = list(frames)
+        box = slider_widget(frames, draw, labels=labels, description=description, figsize=figsize, dpi=dpi,
+                            interval=interval)
+        _display_slider(box, frames, draw, labels=labels, description=description, figsize=figsize, dpi=dpi)
         return None
     import matplotlib.pyplot as plt
     snapshot_grid(frames, draw, labels=labels, description=description, snapshots=snapshots, columns=columns,

@@ -10,6 +10,16 @@ In a notebook::
     hint("E_step")               # one more hint about what failed
     progress()                   # which tasks pass so far
 
+``check``, ``progress`` and ``hint`` work the same in Jupyter, Colab, a terminal IPython and a
+plain ``python script.py``: each shows its result once (HTML in a notebook, text elsewhere; see
+``autograder.echo``) and returns it, so ``report.passed`` or ``str(hint(...))`` stay usable.
+
+``progress()`` remembers each task's results under a key of its function's code (its source,
+bytecode, constants, defaults, closure and the globals it uses, helpers included, recursively;
+see ``autograder.code_key``) and reruns only the tasks whose key changed; ``check()`` always runs,
+and what it finds is remembered too. A result with a time-out is never remembered (it depends on
+how busy the machine was).
+
 ``grade`` is what nbgrader's hidden test cells call: it grades the code run so far in a clean
 grading process with the full (hidden) checks and returns the score as the cell's result, which
 nbgrader reads as partial credit.
@@ -17,15 +27,21 @@ nbgrader reads as partial credit.
 
 from __future__ import annotations
 
+import sys
 from collections import ChainMap
+from types import FrameType
+from typing import Callable, Mapping
 
 from .assignments import get_assignment
+from .code_key import code_key
+from .echo import Echo, Said, present
 from .engine import SubmissionResult, run_checks
+from .engine.check import Task
 from .engine.executors import InProcessExecutor
 from .reporting import render_html, render_text
 
 
-class Report:
+class Report(Echo):
     """A result that renders as HTML in Jupyter and as text elsewhere."""
 
     def __init__(self, result: SubmissionResult, functions: list[str] | None, title: str, footer: str = "",
@@ -52,9 +68,11 @@ class Report:
 class ProgressReport(Report):
     """progress()'s result: one line per task (passes, fails, not defined yet), no details."""
 
-    def __init__(self, result: SubmissionResult, tasks: list[str], title: str, footer: str):
+    def __init__(self, result: SubmissionResult, tasks: list[str], title: str, footer: str,
+                 rerun: tuple[str, ...] = ()):
         super().__init__(result, None, title, footer)
         self.tasks = tasks
+        self.rerun = rerun   # the tasks whose checks ran this time (the others were remembered)
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(mark, task, what) per task: mark is ✓ (passes), ✗ (fails) or · (not defined yet)."""
@@ -112,22 +130,32 @@ class Checker:
 
     def __init__(self, assignment_id: str) -> None:
         self.assignment = get_assignment(assignment_id)
-        self._results: dict[str, SubmissionResult] = {}
+        self._results: dict[str, SubmissionResult] = {}   # the last result of each task (for hints)
+        self._remembered: dict[str, tuple[str, SubmissionResult]] = {}   # task -> (code key, result)
+        self._checked: dict[str, Callable] = {}   # the function check() was last given, per task
         self._hints_shown: dict[str, int] = {}
         self._failing: dict[str, tuple] = {}   # the checks of each task that failed last time
         self._service = None
 
     # ------------------------------------------------------------------------------- check
     def check(self, name: str, func=None) -> Report:
-        """Run the student-side checks of ``name`` (visible fixtures and properties) now."""
+        """Run the student-side checks of ``name`` (visible fixtures and properties) now.
+
+        ``func`` defaults to the caller's variable called ``name``. The report is shown (see the
+        module docstring) and returned.
+        """
+        caller = sys._getframe(1)
         task = self.assignment.task(name)
         if func is None:
-            func = _caller_globals().get(name)
-        namespace = ChainMap({name: func}, getattr(func, "__globals__", {})) if callable(func) else {}
-        result = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
-                            submission="this notebook", only=[name])
-        self._results[name] = result
-        self._note_failures(name, result)
+            func = _visible_names(caller).get(name)
+        if callable(func):
+            self._checked[name] = func
+            namespace = ChainMap({name: func}, getattr(func, "__globals__", {}))
+            result = self._run(task, namespace)
+        else:
+            result = run_checks(self.assignment, InProcessExecutor({}), reference=None,
+                                submission="this notebook", only=[name])
+            self._record(name, result, key=None)
         graded = [t for t in result.tests if t.status != "skipped"]
         hidden = len(result.tests) - len(graded)
         footer = []
@@ -136,7 +164,31 @@ class Checker:
         if any(not t.passed for t in graded) and any(t.hints for t in graded):
             footer.append(f'Stuck? hint("{name}") shows a hint.')
         title = f"{task.name}{task.signature}: {sum(t.score for t in graded):g} / {sum(t.max_score for t in graded):g}"
-        return Report(result, [name], title, "\n".join(footer), html_title=f"{task.name}{task.signature}")
+        report = Report(result, [name], title, "\n".join(footer), html_title=f"{task.name}{task.signature}")
+        return present(report, caller)
+
+    def _key(self, task: Task, namespace: Mapping) -> str | None:
+        """The code key of the task's function in ``namespace``, with the functions its checks
+        may combine it with (the task's ``isolated_from``: student-side, the student's own)."""
+        related = {name: namespace.get(name) for name in task.isolated_from}
+        return code_key(namespace[task.name], related)
+
+    def _run(self, task: Task, namespace: Mapping, key: str | None = None) -> SubmissionResult:
+        """Run the student-side checks of ``task`` on ``namespace[task.name]`` and remember them."""
+        if key is None:
+            key = self._key(task, namespace)   # before running: a run may change the globals
+        result = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
+                            submission="this notebook", only=[task.name])
+        self._record(task.name, result, key)
+        return result
+
+    def _record(self, name: str, result: SubmissionResult, key: str | None) -> None:
+        self._results[name] = result
+        self._note_failures(name, result)
+        if key is not None and not any(t.timed_out for t in result.tests):
+            self._remembered[name] = (key, result)
+        else:
+            self._remembered.pop(name, None)
 
     # ------------------------------------------------------------------------------- hints
     def _note_failures(self, name: str, result: SubmissionResult) -> None:
@@ -146,43 +198,61 @@ class Checker:
             self._failing[name] = failing
             self._hints_shown[name] = 0
 
-    def hint(self, name: str) -> str | None:
-        """Show the next hint for the failed checks of ``name`` (one more per call)."""
+    def hint(self, name: str) -> Said:
+        """Show the next hint for the failed checks of ``name`` (one more per call) and return it."""
+        caller = sys._getframe(1)
+        return present(Said(self._next_hint(name)), caller)
+
+    def _next_hint(self, name: str) -> str:
         self.assignment.task(name)
         result = self._results.get(name)
         if result is None:
-            return _say(f'Run check("{name}", {name}) first: hints open after a check fails.')
+            return f'Run check("{name}", {name}) first: hints open after a check fails.'
         failed = [t for t in result.tests if t.status == "failed"]
         if not failed:
-            return _say(f"All the checks of {name} you ran pass: no hint needed.")
+            return f"All the checks of {name} you ran pass: no hint needed."
         hints = []
         for t in failed:
             for h in t.hints:
                 if h not in hints:
                     hints.append(h)
         if not hints:
-            return _say("No hint is stored for these checks; read the failure message above: it says what "
-                        "broke and why.")
+            return ("No hint is stored for these checks; read the failure message above: it says what "
+                    "broke and why.")
         level = self._hints_shown.get(name, 0)
         if level >= len(hints):
-            return _say(f"That was the last hint for {name}. Re-read the failing check's message, and test "
-                        "your function on a tiny input you can compute by hand.")
+            return (f"That was the last hint for {name}. Re-read the failing check's message, and test "
+                    "your function on a tiny input you can compute by hand.")
         self._hints_shown[name] = level + 1
-        return _say(f"Hint {level + 1}/{len(hints)} for {name}: {hints[level]}")
+        return f"Hint {level + 1}/{len(hints)} for {name}: {hints[level]}"
 
     # ------------------------------------------------------------------------------- progress
-    def progress(self, namespace: dict | None = None) -> Report:
-        """Run the student-side checks of every task defined so far and summarise."""
-        namespace = namespace if namespace is not None else _caller_globals()
+    def progress(self, namespace: Mapping | None = None) -> Report:
+        """Summarise the student-side checks of every task defined so far.
+
+        A task's function is the caller's variable of its name (or ``namespace[name]``), else
+        the function ``check()`` was last given for it. Tasks whose code did not change since
+        their checks last ran are not run again (see the module docstring).
+        """
+        caller = sys._getframe(1)
+        namespace = namespace if namespace is not None else _visible_names(caller)
         result = SubmissionResult("this notebook", self.assignment.id)
+        rerun = []
         for task in self.assignment.tasks:
             func = namespace.get(task.name)
-            if callable(func):
-                part = run_checks(self.assignment, InProcessExecutor(namespace), reference=None,
-                                  submission="this notebook", only=[task.name])
-                self._results[task.name] = part
-                self._note_failures(task.name, part)
-                result.tests.extend(part.tests)
+            if not callable(func):
+                func = self._checked.get(task.name)
+            if not callable(func):
+                continue
+            scope = ChainMap({task.name: func}, namespace)
+            key = self._key(task, scope)
+            remembered = self._remembered.get(task.name)
+            if key is not None and remembered is not None and remembered[0] == key:
+                part = remembered[1]
+            else:
+                part = self._run(task, scope, key)
+                rerun.append(task.name)
+            result.tests.extend(part.tests)
         done = [fn for fn, ts in result.by_function().items()
                 if all(t.passed for t in ts if t.status != "skipped")]
         missing = [t.name for t in self.assignment.tasks if t.name not in result.by_function()]
@@ -191,8 +261,9 @@ class Checker:
             footer += f" {len(missing)} not defined yet (run their cells)."
         if len(done) < len(self.assignment.tasks) - len(missing):
             footer += ' Details: run the check cell of a failing task; hint("name") gives a hint.'
-        return ProgressReport(result, [t.name for t in self.assignment.tasks],
-                              f"Progress on {self.assignment.title}", footer)
+        report = ProgressReport(result, [t.name for t in self.assignment.tasks],
+                                f"Progress on {self.assignment.title}", footer, tuple(rerun))
+        return present(report, caller)
 
     # ------------------------------------------------------------------------------- grade
     def grade(self, name: str) -> Score:
@@ -211,15 +282,8 @@ class Checker:
         return Score(result, [name], f"Graded {name}: {score:g} / {total:g}", score)
 
 
-def _say(text: str) -> None:
-    print(text)
-
-
-def _caller_globals() -> dict:
-    import inspect
-    frame = inspect.currentframe()
-    try:
-        caller = frame.f_back.f_back
-        return caller.f_globals if caller is not None else {}
-    finally:
-        del frame
+def _visible_names(frame: FrameType) -> Mapping:
+    """The names code in ``frame`` sees: its locals (inside a function), then its module's globals."""
+    if frame.f_locals is frame.f_globals:
+        return frame.f_globals
+    return ChainMap(dict(frame.f_locals), frame.f_globals)

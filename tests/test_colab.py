@@ -1,10 +1,11 @@
 """Every student notebook in a simulated Google Colab: a fresh environment with only what Colab ships.
 
-* A virtualenv with Colab's base packages only (numpy, scipy, matplotlib, pandas, ipykernel; no
-  tqdm, no ipywidgets, no course package), cached under ``.cache/colab-venv/<hash>`` keyed by the
-  requirements, so only the first run downloads anything; and a wheelhouse keyed the same way
-  (the package's build backend and the assignments' own extras, e.g. autograd) so that the
-  installs inside the notebooks need no network.
+* A virtualenv with Colab's base packages only (numpy, scipy, matplotlib, pandas, ipykernel,
+  threadpoolctl; no tqdm, no ipywidgets, no course package), cached under
+  ``.cache/colab-venv/<hash>`` keyed by the requirements, so only the first run downloads
+  anything; and a wheelhouse keyed the same way (the package's build backend and the
+  assignments' own extras, e.g. autograd) so that the installs inside the notebooks need no
+  network.
 * Per notebook, a thin layer over the cached venv (its own site-packages; the base through a
   ``.pth``): the course package is installed into the layer, the cache stays pristine. The layer
   holds a stand-in ``google.colab`` package, so the notebook believes it runs on Colab.
@@ -38,8 +39,9 @@ from solved_release import check_cells, solved_release
 pytestmark = [pytest.mark.slow]
 
 ASSIGNMENTS = assignments_with_sources()
-# What Colab ships that the notebooks may rely on (versions: whatever pip picks, like Colab's).
-COLAB_BASE = ["numpy", "scipy", "matplotlib", "pandas", "ipykernel"]
+# What Colab ships that the notebooks may rely on (versions: whatever pip picks, like Colab's);
+# threadpoolctl comes with Colab's scikit-learn.
+COLAB_BASE = ["numpy", "scipy", "matplotlib", "pandas", "ipykernel", "threadpoolctl"]
 CACHE = ROOT / ".cache" / "colab-venv"
 
 _GOOGLE_COLAB_STANDIN = {
@@ -184,6 +186,17 @@ print("PROBE" + json.dumps({"autograder": autograder.__file__, "prefix": sys.pre
                             "ipywidgets": importlib.util.find_spec("ipywidgets") is not None}))"""
 
 
+# The student API away from a cell's last line: check() inside a statement or a loop shows its
+# report right away, exactly once; the values it returns stay usable.
+_API_CELLS = ['report = check("{task}", {task})\nreport.passed',
+              'for name in ["{task}"]:\n    check(name)',
+              'hint("{task}")']
+
+
+def _reports(cell) -> list:
+    return [o for o in cell.outputs if "ag-report" in o.get("data", {}).get("text/html", "")]
+
+
 def _stderr(cell) -> str:
     return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream" and o.name == "stderr")
 
@@ -204,6 +217,9 @@ def test_student_notebook_sets_itself_up_and_passes_its_checks_in_a_fresh_colab(
     nbformat.write(nb, folder / f"{assignment}.ipynb")
     nb = nbformat.read(folder / f"{assignment}.ipynb", 4)
     nb.cells.append(nbformat.v4.new_code_cell(_PROBE))
+    first = get_assignment(assignment).tasks[0].name
+    api = [nbformat.v4.new_code_cell(source.format(task=first)) for source in _API_CELLS]
+    nb.cells.extend(api)
     env = _environment(python, colab_base, checkout_snapshot, tmp_path / "home")
     client = NotebookClient(nb, timeout=600, km=_kernel_manager(python, tmp_path), allow_errors=False,
                             resources={"metadata": {"path": str(folder)}})
@@ -214,7 +230,7 @@ def test_student_notebook_sets_itself_up_and_passes_its_checks_in_a_fresh_colab(
     extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
     for requirement in extras.get(assignment, []):   # the assignment's own extra, e.g. autograd for advi
         assert requirement in _stdout(setup).split("Installing what this assignment needs:")[1], setup.outputs
-    probe = json.loads(_stdout(nb.cells[-1]).split("PROBE", 1)[1])
+    probe = json.loads(_stdout(nb.cells[-1 - len(api)]).split("PROBE", 1)[1])
     assert probe["prefix"] == str(tmp_path / "venv")
     assert probe["autograder"].startswith(str(tmp_path / "venv")), probe   # installed, not the checkout
     assert not probe["tqdm"] and not probe["ipywidgets"], probe          # the fallbacks ran
@@ -238,3 +254,9 @@ def test_student_notebook_sets_itself_up_and_passes_its_checks_in_a_fresh_colab(
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not _stderr(cell), (cell.source[:80], _stderr(cell))
+
+    in_statement, in_loop, hint = api
+    assert len(_reports(in_statement)) == 1 and _reports(in_statement)[0].output_type == "display_data"
+    assert [o.data["text/plain"] for o in in_statement.outputs if o.output_type == "execute_result"] == ["True"]
+    assert len(_reports(in_loop)) == 1 and len(in_loop.outputs) == 1, in_loop.outputs
+    assert [o.data["text/plain"] for o in hint.outputs] == [f"All the checks of {first} you ran pass: no hint needed."]

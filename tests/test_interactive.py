@@ -116,6 +116,20 @@ def test_the_sandbox_child_shows_no_bar(tmp_path):
     assert outcome.value == ["_SilentBar", 3] and outcome.output == ""
 
 
+def test_the_sandbox_child_does_not_inherit_the_quiet_variable(tmp_path):
+    """What autograder/quiet.py says: the child's environment is a whitelist without
+    AUTOGRADER_QUIET, even when it starts inside quiet(); its bars are silent all the same."""
+    from autograder.engine.executors import SandboxExecutor
+    from autograder.loading import load_submission
+
+    path = tmp_path / "submission.py"
+    path.write_text("import os\n\ndef probe():\n    return os.environ.get('AUTOGRADER_QUIET')\n")
+    with quiet(), SandboxExecutor(load_submission(path)) as executor:
+        outcome = executor.call("probe", (), {}, standins={}, seed=0, timeout=30)
+    assert outcome.status == "ok", outcome
+    assert outcome.value is None
+
+
 # ------------------------------------------------------------------------------ the slider
 def _frames(n=7):
     return [{"i": i, "mu": np.array([i, -i], float)} for i in range(n)]
@@ -187,6 +201,57 @@ def test_slider_widget_draws_on_demand_caches_and_reports_errors():
     assert any("broken frame" in o.get("text", "") for o in box.children[-1].outputs)
     box.slider.value = 4
     assert box.children[-1].outputs == () and drawn[-1] == 4
+
+
+def test_first_and_last_png_draws_only_the_first_and_last_frames():
+    import matplotlib.pyplot as plt
+    drawn, figures = [], plt.get_fignums()
+    png = interactive.first_and_last_png(_frames(7), _draw_recording(drawn), labels=[f"step {i}" for i in range(7)])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and drawn == [0, 6]
+    assert plt.get_fignums() == figures         # drawn without pyplot: nothing shows on its own
+
+
+_SLIDER_CELL = """
+import numpy as np
+from autograder.interactive import iteration_slider
+
+frames = [{"i": i, "mu": np.array([i, -i], float)} for i in range(5)]
+
+def draw(frame, fig):
+    ax = fig.subplots()
+    ax.plot([0, frame["mu"][0]], [0, frame["mu"][1]])
+    ax.set(xlim=(0, 5), ylim=(-5, 0))
+
+iteration_slider(frames, draw, labels=[f"iteration {i}" for i in range(5)])
+"""
+
+
+@pytest.mark.slow
+def test_a_saved_notebook_keeps_a_static_picture_of_the_slider(tmp_path):
+    """Executed in a real kernel and saved: a PNG of the first and last frames next to the widget,
+    which nbconvert's HTML (what nbviewer shows) renders as an image; the live slider is there too."""
+    pytest.importorskip("ipywidgets")
+    import base64
+
+    import nbformat
+    from nbclient import NotebookClient
+    from nbconvert import HTMLExporter
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(_SLIDER_CELL)])
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbformat.write(nb, tmp_path / "saved.ipynb")
+    saved = nbformat.read(tmp_path / "saved.ipynb", 4)
+    outputs = saved.cells[0].outputs
+    still = [o for o in outputs if "image/png" in o.get("data", {})]
+    widget = [o for o in outputs if interactive.WIDGET_VIEW in o.get("data", {})]
+    assert len(still) == 1 and len(widget) == 1, outputs
+    assert base64.b64decode(still[0].data["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "iteration 0 and iteration 4" in still[0].data["text/plain"]
+    assert "slider over 5 frames" in widget[0].data["text/plain"]
+    assert not [o for o in outputs if o.output_type == "error" or o.get("name") == "stderr"], outputs
+
+    html, _ = HTMLExporter().from_notebook_node(saved)
+    assert f'src="data:image/png;base64,{still[0].data["image/png"][:200]}' in html.replace("\n", "")
 
 
 def test_a_broken_draw_fails_loudly_right_away():

@@ -40,6 +40,7 @@ def test_hints_open_on_request_one_at_a_time_after_a_failed_check(capsys):
 
     report = checker.check("E_step", _wrong_E_step)
     assert not report.passed
+    assert _said(capsys) == repr(report)       # called from code: the report is printed, once
     assert 'hint("E_step")' in repr(report) and 'hint("E_step")' in report._repr_html_()
     hints = []
     while True:
@@ -54,6 +55,7 @@ def test_hints_open_on_request_one_at_a_time_after_a_failed_check(capsys):
     assert said.startswith("That was the last hint for E_step")
 
     checker.check("E_step", ref.E_step)
+    capsys.readouterr()
     checker.hint("E_step")
     assert _said(capsys) == "All the checks of E_step you ran pass: no hint needed."
 
@@ -65,9 +67,11 @@ def test_hints_start_again_when_something_else_fails(capsys):
     checker.hint("E_step")
     assert _said(capsys).splitlines()[-1].startswith("Hint 2/")
     checker.check("E_step", _wrong_E_step)            # the same failures: carry on
+    capsys.readouterr()
     checker.hint("E_step")
     assert _said(capsys).startswith("Hint 3/")
     checker.check("E_step", _uniform)                 # other checks fail: from the first hint
+    capsys.readouterr()
     checker.hint("E_step")
     assert _said(capsys).startswith("Hint 1/")
 

@@ -146,4 +146,5 @@ def test_every_package_and_data_file_is_in_the_distribution():
 def test_a_student_install_needs_only_what_colab_ships():
     """Required dependencies stay within Colab's base; anything else is an optional extra."""
     required = {r.split(">")[0].split("=")[0].split("<")[0].strip().lower() for r in _pyproject()["project"]["dependencies"]}
-    assert required <= {"numpy", "scipy", "matplotlib", "pandas"}, required
+    # threadpoolctl: on Colab as a dependency of its scikit-learn (tests/test_colab.py COLAB_BASE)
+    assert required <= {"numpy", "scipy", "matplotlib", "pandas", "threadpoolctl"}, required

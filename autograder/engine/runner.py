@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from dataclasses import replace
 
+from ..quiet import quiet
 from .check import Assignment, Check
 from .context import Context, explain_outcome
 from .failures import CannotCheckHere, Failed, GraderError
@@ -18,9 +20,26 @@ def run_checks(assignment: Assignment, executor, *, reference=None, submission: 
     Without a reference (a student's machine) the checks that need it are reported as skipped
     and count for nothing; with it, every check is run and scored.
     """
-    from ..interactive import quiet
-    with quiet():  # no progress bars from student or reference code while checks run
+    # No progress bars from student or reference code while checks run, and one BLAS thread.
+    with quiet(), one_blas_thread():
         return _run_checks(assignment, executor, reference, submission, only)
+
+
+def one_blas_thread():
+    """A context in which BLAS and OpenMP thread pools use one thread (threadpoolctl).
+
+    A check's linear algebra is small: a second thread buys little, and on a busy machine
+    (another process on the other core) a multi-threaded BLAS call waits for that core, so a
+    0.2 s check takes seconds. It limits the libraries loaded when it starts, in this process:
+    the student's kernel (``check()``, ``progress()``) and the grader; the sandbox child gets
+    ``OPENBLAS_NUM_THREADS=1`` from its environment. Without threadpoolctl (a dependency, so
+    only an old installation) nothing is limited.
+    """
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1)
 
 
 def _run_checks(assignment: Assignment, executor, reference, submission: str,

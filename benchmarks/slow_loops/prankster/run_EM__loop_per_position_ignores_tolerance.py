@@ -1,0 +1,22 @@
+# base: tests/corpora/prankster/correct/a_loop_per_position.py
+# breaks: run_EM
+# bug: runs all max_iter iterations (tolerance ignored), on the loop-per-position steps
+def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50):
+    H, W, K = X.shape
+    mean_image = np.mean(X, axis=2)
+    if F is None:
+        F = np.lib.stride_tricks.sliding_window_view(mean_image, w, axis=1).mean(axis=1)
+    if B is None:
+        B = mean_image
+    if a is None:
+        a = np.full(W - w + 1, 1.0 / (W - w + 1))
+    if s is None:
+        s = float(np.sqrt(np.mean((X - mean_image[:, :, None]) ** 2)))
+    q = run_e_step(X, F, B, s, a)
+    LL = [calculate_lower_bound(X, F, B, s, a, q)]
+    for _ in range(max_iter):
+        F, B, s, a = run_m_step(X, q, w)
+        LL.append(calculate_lower_bound(X, F, B, s, a, q))
+        q = run_e_step(X, F, B, s, a)
+    LL.append(calculate_lower_bound(X, F, B, s, a, q))
+    return F, B, s, a, np.array(LL)
