@@ -511,3 +511,27 @@ def remember(f, x):
         first = sandbox.call("remember", (lambda x: x * 10.0, 1.0)).value
         second = sandbox.call("remember", (lambda x: x * 10.0, 2.0)).value
     assert (first, second) == (10.0, 20.0)
+
+
+def test_an_alarm_of_the_grading_process_is_not_swallowed():
+    """A grading process's own alarm that goes off inside a stand-in propagates, whatever it raises."""
+    import signal
+
+    class Budget(Exception):
+        pass
+
+    def over_budget(*args):
+        raise Budget()
+
+    previous = signal.signal(signal.SIGALRM, over_budget)
+    try:
+        code = "def call(f):\n    return f()\n"
+        with Sandbox(submission_from_cells([code])) as sandbox:
+            sandbox.start()
+            signal.setitimer(signal.ITIMER_REAL, 0.5)
+            with pytest.raises(Budget):
+                sandbox.call("call", (lambda: time.sleep(5),), timeout=10)
+            assert sandbox.call("call", (lambda: 3,)).value == 3
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

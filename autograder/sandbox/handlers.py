@@ -79,18 +79,31 @@ class Handlers:
         kwargs = message.get("kwargs") if isinstance(message.get("kwargs"), dict) else {}
         if handler is None:
             return {"kind": "reply", "error": {"type": "RuntimeError", "message": "this function is not available"}}
+        guard = _Guard()
         try:
-            with deadline_guard(deadline):
+            with deadline_guard(deadline, guard):
                 value = handler(*args, **kwargs)
         except _Expired:
             raise HandlerTimeout(self._what[token], describe_call(args, kwargs)) from None
         except Exception as exc:  # raised inside the student's code, with neutral text
+            if guard.outer_fired():
+                raise   # (the grading process's own alarm, whatever it raises, is not the student's)
             return {"kind": "reply", "error": neutral_error(exc, handler)}
         return {"kind": "reply", "value": value}
 
 
+class _Guard:
+    """Whether an alarm armed before the handler (not ours) went off while it ran."""
+
+    def __init__(self) -> None:
+        self.outer = False
+
+    def outer_fired(self) -> bool:
+        return self.outer and signal.getitimer(signal.ITIMER_REAL)[0] == 0
+
+
 @contextlib.contextmanager
-def deadline_guard(deadline: float):
+def deadline_guard(deadline: float, guard: _Guard | None = None):
     """Interrupt the block (``_Expired``) when ``time.monotonic()`` passes ``deadline``.
 
     Uses ITIMER_REAL/SIGALRM on the main thread, and gives an alarm that was already armed (a
@@ -103,6 +116,8 @@ def deadline_guard(deadline: float):
     usable = threading.current_thread() is threading.main_thread() and hasattr(signal, "setitimer")
     outer_delay, outer_interval = signal.getitimer(signal.ITIMER_REAL) if usable else (0.0, 0.0)
     if not usable or (outer_delay and outer_delay <= remaining):
+        if guard is not None:
+            guard.outer = bool(outer_delay)
         yield
         if time.monotonic() > deadline:
             raise _Expired()

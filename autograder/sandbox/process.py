@@ -229,6 +229,9 @@ class Sandbox:
                     ended.outcome.message = reason or ended.outcome.message
                 ended.outcome.seconds = time.monotonic() - started
                 return ended.outcome
+            except BaseException:   # (the grader's own interruption: the job still ends first)
+                self._end(job)
+                raise
             finally:
                 channel.close()
             self._end(job)
@@ -365,7 +368,13 @@ class Sandbox:
             spec.update({k: v for k, v in built.get("spec", {}).items() if k in ("namespaces", "nproc")})
             self.isolation = {"held": [], "missing": []}
             self._merge_isolation(built.get("isolation", {}))
-            self._control.send({"kind": "load", "spec": spec, "submission": self.submission.to_message()}, deadline)
+            # What every call process is a copy of: nothing of the host in it it does not need
+            # (not the grader's pid: with the machine's fork count it would date the sandbox).
+            guest_spec = {k: v for k, v in spec.items() if k not in ("parent",)}
+            if guest_spec.get("namespaces"):
+                guest_spec.pop("workdir", None)
+            self._control.send({"kind": "load", "spec": guest_spec, "submission": self.submission.to_message()},
+                               deadline)
             ready = self._control.receive(deadline)
             if not isinstance(ready, dict) or ready.get("kind") != "ready":
                 raise CodecError("unexpected message")
