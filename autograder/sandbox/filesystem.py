@@ -25,6 +25,7 @@ host's timestamps) or made for this call: nothing carries the time or the order 
 from __future__ import annotations
 
 import os
+import stat
 
 from .isolation import check, libc
 
@@ -61,22 +62,29 @@ def make_private() -> None:
 def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> None:
     """Build the allowlist root and move into it (see the module docstring). ``from_host``: the
     runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process)."""
-    sources = {}
+    # Everything is opened before anything is mounted on top of it. A call process opens only
+    # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
+    # the layout, never from the zygote's own files (their times are the sandbox's start).
+    sources, files, devices = {}, {}, {}
     wanted = [(p, p, k) for p, k in layout["binds"]]
-    wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"]]
-    wanted += [(d, d, "file") for d in layout["devices"]]
+    wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"] if from_host or k == "dir"]
+    wanted += [(d, d, "file") for d in layout["devices"] if from_host]
     missing = []
     for target, source, kind in wanted:
-        try:   # opened before anything is mounted on top of them
+        try:
             sources[target] = (os.open(source, os.O_PATH | os.O_CLOEXEC), kind)
         except OSError:
             missing.append(target)
+    if not from_host:
+        files = {g: layout["runtime_files"][g].encode() for g, _, k in layout["runtime"] if k == "file"}
+        devices = dict(layout["device_numbers"])
     if missing:
         report.missing.append("allowlist entries not found: " + ", ".join(missing))
     new = STAGING
     skeleton: list[str] = []
     try:
-        mount("tmpfs", new, "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,nr_inodes=4096,mode=0755")
+        # (not nodev: the four device nodes may be made in it; it is read-only once built)
+        mount("tmpfs", new, "tmpfs", MS_NOSUID, "size=1m,nr_inodes=4096,mode=0755")
         for path, target in layout["symlinks"]:
             _mkdirs(new, os.path.dirname(path), skeleton)
             if not os.path.lexists(new + path):
@@ -88,8 +96,25 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
         for target, (fd, kind) in sources.items():
             _mount_point(new, target, kind, skeleton)
             mount(f"/proc/self/fd/{fd}", new + target, None, MS_BIND)
-            device = target in layout["devices"]
-            _make_read_only(new + target, device=device)
+            _make_read_only(new + target, device=target in layout["devices"])
+        for guest, data in files.items():
+            _mkdirs(new, os.path.dirname(guest), skeleton)
+            with open(new + guest, "wb") as f:
+                f.write(data)
+            os.utime(new + guest, (0, 0))
+        for device, rdev in devices.items():
+            _mkdirs(new, os.path.dirname(device), skeleton)
+            try:   # a node of its own (root); in a user namespace the zygote's, bind-mounted
+                os.mknod(new + device, 0o666 | stat.S_IFCHR, rdev)
+                os.chmod(new + device, 0o666)
+            except OSError:
+                fd = os.open(device, os.O_PATH | os.O_CLOEXEC)
+                try:
+                    _mount_point(new, device, "file", skeleton)
+                    mount(f"/proc/self/fd/{fd}", new + device, None, MS_BIND)
+                    _make_read_only(new + device, device=True)
+                finally:
+                    os.close(fd)
         _hide(new, layout.get("hide", []))
         if proc:
             _mkdirs(new, "/proc", skeleton)
@@ -110,14 +135,14 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
         os.rmdir("/.old")
     except OSError as exc:
         report.missing.append(f"detaching the old root ({exc})")
-    mounted = set(sources) | {"/tmp", "/proc"}
+    mounted = set(sources) | {"/tmp", "/proc"} | set(devices)
     for folder in sorted(set(skeleton) - mounted, key=len, reverse=True) + ["/"]:
         try:
             os.utime(folder, (0, 0))   # the same folders look the same in every sandbox and call
         except OSError:
             pass
     try:
-        _make_read_only("/")
+        _make_read_only("/", device=True)   # (dev: its four nodes are in it)
     except OSError as exc:
         report.missing.append(f"read-only root ({exc})")
     writable = [p for p, _ in layout["binds"] if os.path.exists(p) and not os.statvfs(p).f_flag & os.ST_RDONLY]
@@ -157,8 +182,11 @@ def _mount_point(new: str, target: str, kind: str, skeleton: list) -> None:
 
 
 def _make_read_only(path: str, *, device: bool = False) -> None:
-    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | (0 if device else MS_NOSUID | MS_NODEV)
     current = os.statvfs(path).f_flag
+    wanted = os.ST_RDONLY | (0 if device else os.ST_NOSUID | os.ST_NODEV)
+    if current & wanted == wanted:
+        return   # (a bind of a read-only mount is read-only already: a call process's case)
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | (0 if device else MS_NOSUID | MS_NODEV)
     for st, ms in _ST_TO_MS:   # keep the flags the source mount had (a user namespace locks them)
         if current & st:
             flags |= ms

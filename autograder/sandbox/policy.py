@@ -149,7 +149,9 @@ def _compute(policy: IsolationPolicy) -> dict:
                                                                        if binds[b] == "dir")),
         "hide": hidden_entries([p for p in outer if binds[p] == "dir"], sys_path),
         "runtime": runtime_entries(),
+        "runtime_files": {g: Path(h).read_text() for g, h, k in runtime_entries() if k == "file"},
         "devices": list(_devices()),
+        "device_numbers": {d: os.stat(d).st_rdev for d in _devices()},
         "sys_path": sys_path,
     }
 

@@ -108,6 +108,7 @@ class Sandbox:
         self._starts = 0
         self._jobs = 0
         self._sources: dict[str, str | None] = {}
+        self._unanswered: list[int] = []   # jobs whose end the zygote has not confirmed yet
 
     # ----------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> "Sandbox":
@@ -224,17 +225,17 @@ class Sandbox:
             try:
                 answer = self._converse(channel, request, limit, handlers, started)
             except _Ended as ended:
-                reason = self._end(job)
+                reason = self._end(job, wait=ended.outcome.status == "crash")
                 if ended.outcome.status == "crash":
                     ended.outcome.message = reason or ended.outcome.message
                 ended.outcome.seconds = time.monotonic() - started
                 return ended.outcome
             except BaseException:   # (the grader's own interruption: the job still ends first)
-                self._end(job)
+                self._end(job, wait=False)
                 raise
             finally:
                 channel.close()
-            self._end(job)
+            self._end(job, wait=False)
             return CallOutcome("ok", value=answer, seconds=answer[2])
         finally:
             self._spent += time.monotonic() - started
@@ -242,6 +243,7 @@ class Sandbox:
     def _spawn(self, job: int) -> Channel:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
+            self._ended(None)   # (answers about earlier jobs: read, so they never pile up)
             for sock in (ours, theirs):
                 for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
                     try:
@@ -250,7 +252,7 @@ class Sandbox:
                         pass
             self._control.send({"kind": "spawn", "job": job}, time.monotonic() + _CONTROL_SECONDS,
                                fds=[theirs.fileno()])
-        except (ChannelClosed, ChannelTimeout, OSError):
+        except (ChannelClosed, ChannelTimeout, CodecError, OSError):
             ours.close()
             self._stop()
             raise _Ended(CallOutcome("crash", message="the sandbox stopped")) from None
@@ -310,20 +312,41 @@ class Sandbox:
         except ChannelClosed as exc:
             raise _Ended(CallOutcome("crash", message=f"the sandbox process stopped ({exc})")) from None
 
-    def _end(self, job: int) -> str:
-        """Have the zygote kill the job's process, and wait until it is gone with everything it
-        started (so no call overlaps the next, and the submission pays for its own clean-up);
-        returns how it ended, in words. A clean-up that takes too long takes the sandbox down."""
+    def _end(self, job: int, wait: bool) -> str:
+        """Have the zygote kill the job's process. The zygote takes the next job only once this
+        one is gone with everything it started (no call overlaps the next); the grader waits for
+        that only when it wants to know how the job ended (``wait``): the clean-up then runs
+        while the grader checks the answer. Returns how it ended, in words."""
         if self._control is None:
             return ""
         try:
-            self._control.send({"kind": "end", "job": job, "reply": True}, time.monotonic() + _CONTROL_SECONDS)
-            answer = self._control.receive(time.monotonic() + _CONTROL_SECONDS)
+            self._control.send({"kind": "end", "job": job}, time.monotonic() + _CONTROL_SECONDS)
+            self._unanswered.append(job)
+            if not wait:
+                return ""
+            return self._ended(job)
         except (ChannelClosed, ChannelTimeout, CodecError):
             self._stop()
             return ""
-        status = answer.get("status") if isinstance(answer, dict) else None
-        return exit_reason(status) if isinstance(status, int) else ""
+
+    def _ended(self, job: int | None) -> str:
+        """Read the zygote's answers to ``end`` up to the one for ``job`` (None: those already
+        there). A clean-up that takes too long takes the sandbox down."""
+        reason = ""
+        while self._unanswered:
+            if job is None:
+                import select
+                if not select.select([self._control.fileno()], [], [], 0)[0]:
+                    return ""
+            answer = self._control.receive(time.monotonic() + _CONTROL_SECONDS)
+            if not isinstance(answer, dict) or answer.get("kind") != "ended":
+                raise CodecError("unexpected message")
+            done = self._unanswered.pop(0)
+            status = answer.get("status")
+            reason = exit_reason(status) if isinstance(status, int) else ""
+            if done == job:
+                return reason
+        return reason
 
     @staticmethod
     def _outcome(message: dict, seconds: float) -> CallOutcome:
@@ -410,6 +433,7 @@ class Sandbox:
                     self.isolation[key].append(item)
 
     def _stop(self) -> None:
+        self._unanswered = []
         control, self._control = self._control, None
         if control is not None:
             control.close()

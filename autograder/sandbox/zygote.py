@@ -64,6 +64,8 @@ def main() -> None:
     sys.meta_path.insert(0, _Unimportable())
     report = isolation.Report(namespaces=bool(spec.get("namespaces")))
     entropy = _prepare(submission, report)
+    # The runtime every call process needs, loaded here once (a call would compile it again).
+    from . import codec, containment, filesystem, seccomp, worker  # noqa: F401
     from .worker import compile_submission
     program = compile_submission(submission.get("statements", []))
     if spec.get("seccomp"):
@@ -191,7 +193,7 @@ def _serve(control: Channel, state: _Pristine) -> None:
         elif kind == "end":
             job = jobs.pop(message.get("job"), None)
             status = _end(job)   # (waits until the call and all it started are gone)
-            control.send({"kind": "ended", "job": message.get("job"), "status": status})
+            control.send({"kind": "ended", "status": status})
         elif kind == "exit":
             os._exit(0)
         else:
@@ -235,44 +237,58 @@ def _read(fd: int, n: int) -> bytes:
 
 
 # ------------------------------------------------------------------------------------ F
-# F's loop, in machine code (x86_64), so that no bytecode, allocation, pid or counter of the
-# interpreter changes between two forks: ``long forker(struct params *p)``, p = {recvmsg, fork,
-# close, msghdr *, int fds[2] (in the control buffer), control length, &msg_controllen, socket}:
+# F's loop, in machine code (x86_64), so that no bytecode, allocation, pid or status of the
+# interpreter changes between two forks: ``long forker(struct params *p)`` where p holds, 8 bytes
+# each: recvmsg, fork, close, msghdr *, int fds[2] (call socket, status pipe: in the control
+# buffer), the control length, &msg_controllen, the socket, unshare, setns, this PID namespace's
+# fd, write, waitpid, a 16-byte scratch buffer, __errno_location, the stack's lowest address.
+# Per job:
 #
-#     push rbx; push r12; sub rsp, 8; mov rbx, rdi
-#  1: mov rax, [rbx+48]; mov rcx, [rbx+40]; mov [rax], rcx       ; msg_controllen = length
-#     mov edi, [rbx+56]; mov rsi, [rbx+24]; xor edx, edx; call [rbx]   ; recvmsg(sock, msg, 0)
-#     cmp rax, 1; jne 3f
-#     lea rdi, [rsp-16384]; xor eax, eax; mov ecx, 2048; rep stosq     ; clear the stack below
-#     call [rbx+8]; test eax, eax; jz 2f                               ; fork()
-#     mov r12, [rbx+32]; mov edi, [r12]; call [rbx+16]                 ; parent: close both fds
-#     mov edi, [r12+4]; call [rbx+16]; jmp 1b
-#  2: xor eax, eax; jmp 4f                                             ; child: return 0
-#  3: mov rax, -1                                                      ; Z is gone: return -1
-#  4: add rsp, 8; pop r12; pop rbx; ret
+#  1: msg_controllen = length; if (recvmsg(sock, msg, 0) != 1) return -1    ; Z is gone
+#     unshare(CLONE_NEWPID)                          ; the call: PID 1 of a namespace of its own
+#     clear the stack from its lowest page to rsp-256 ; (no residue of the zygote or of a job)
+#     if ((pid = fork()) == 0) return 0              ; the call process
+#     setns(pidns, CLONE_NEWPID); close(fds[0])
+#     scratch = pid; write(fds[1], scratch, 8); scratch = 0
+#     while (waitpid(pid, scratch + 8, 0) == -1 && errno == EINTR) {}
+#     write(fds[1], scratch, 12); scratch = 0; close(fds[1]); pid = 0; goto 1
+#
+# (push rbx..r15; mov rbx, rdi; mov r12, [rbx+32]; mov r14, [rbx+104] ... see
+# tests/test_isolation.py::test_every_call_is_copied_from_the_same_memory.)
 _FORKER_X86_64 = bytes.fromhex(
-    "5341544883ec084889fb488b4330488b4b284889088b7b38488b731831d2ff134883f8017532488dbc2400c0ffff"
-    "31c0b900080000f348abff530885c074154c8b6320418b3c24ff5310418b7c2404ff5310ebb631c0eb0748c7c0ff"
-    "ffffff4883c408415c5bc3")
+    "5341544155415641574889fb4c8b63204c8b7368488b4330488b4b284889088b7b38488b731831d2ff134883f8010f"
+    "85ba000000bf00000020ff5340488b7b784889e14881e9000100004829f948c1e90331c0f348abff530885c00f8489"
+    "0000004189c58b7b50be00000020ff5348418b3c24ff53104963c5498906418b7c24044c89f6ba08000000ff535849"
+    "c706000000004489ef498d760831d2ff536083f8ff7510ff537083380474e741c74608ffffffff49c7060000000041"
+    "8b7c24044c89f6ba0c000000ff535849c7060000000049c7460800000000418b7c2404ff53104531ede92affffff31"
+    "c0eb0748c7c0ffffffff415f415e415d415c5bc3")
 
 
 def _forker(sock: socket.socket, state: _Pristine) -> None:
-    """Fork one W per job; nothing else (see the module docstring). On x86_64 the loop runs in
-    machine code and this function returns in each W; elsewhere it is a Python loop."""
+    """Fork one process per job; nothing else (see the module docstring). With namespaces on
+    x86_64 the loop runs in machine code, forks the call process itself, waits for it and
+    reports its end (this function returns in each call process); elsewhere a Python loop forks a
+    W per job."""
+    if state.spec.get("namespaces") and os.uname().machine == "x86_64":
+        received = _native_forker(sock)
+        if received is not None:
+            call_fd, status_w = received
+            os.close(status_w)
+            sock.close()
+            _call_process(call_fd, state)
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)   # the W's are reaped by the kernel
-    received = _native_forker(sock) if os.uname().machine == "x86_64" else None
-    if received is None:
-        received = _python_forker(sock)
+    call_fd, status_w = _python_forker(sock)
     sock.close()
-    _waiter(*received, state)
+    _waiter(call_fd, status_w, state)
 
 
 def _native_forker(sock: socket.socket):
-    """Run the machine-code loop; in the W it forked: (call fd, status fd). None if unusable."""
+    """Run the machine-code loop; in the call process it forked: (call fd, status fd)."""
     import ctypes
     import mmap
     try:
         code = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except (OSError, ValueError):
         return None
     code.write(_FORKER_X86_64)
@@ -287,22 +303,28 @@ def _native_forker(sock: socket.socket):
     iov = (ctypes.c_void_p * 2)(ctypes.addressof(data), 1)
     length = socket.CMSG_SPACE(8)
     control = ctypes.create_string_buffer(length)
+    scratch = ctypes.create_string_buffer(16)
     msg = MsgHdr(None, 0, ctypes.addressof(iov), 1, ctypes.addressof(control), length, 0)
     header = socket.CMSG_LEN(0)
     address = lambda fn: ctypes.cast(fn, ctypes.c_void_p).value  # noqa: E731
-    params = (ctypes.c_uint64 * 8)(address(libc.recvmsg), address(libc.fork), address(libc.close),
-                                   ctypes.addressof(msg), ctypes.addressof(control) + header, length,
-                                   ctypes.addressof(msg) + MsgHdr.controllen.offset, sock.fileno())
+    with open("/proc/self/maps") as maps:
+        stack_low = next(int(line.split("-")[0], 16) for line in maps if line.rstrip().endswith("[stack]"))
+    params = (ctypes.c_uint64 * 16)(
+        address(libc.recvmsg), address(libc.fork), address(libc.close), ctypes.addressof(msg),
+        ctypes.addressof(control) + header, length, ctypes.addressof(msg) + MsgHdr.controllen.offset,
+        sock.fileno(), address(libc.unshare), address(libc.setns), pidns, address(libc.write),
+        address(libc.waitpid), ctypes.addressof(scratch), address(libc.__errno_location), stack_low)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     loop = ctypes.CFUNCTYPE(ctypes.c_long, ctypes.c_void_p)(ctypes.addressof(ctypes.c_char.from_buffer(code)))
     if loop(ctypes.addressof(params)) != 0:
         os._exit(0)   # Z is gone
-    # In W, copied from F at the fork: memory the same for every job (but W's own pid).
+    # The call process, copied from F at the fork: the same memory for every job.
     ctypes.pythonapi.PyOS_AfterFork_Child()
+    os.close(pidns)
     level, kind = struct.unpack_from("<ii", control.raw, 8)
     if (level, kind) != (socket.SOL_SOCKET, socket.SCM_RIGHTS) or msg.controllen < socket.CMSG_LEN(8):
         os._exit(1)
-    call_fd, status_w = struct.unpack_from("<ii", control.raw, header)
-    return call_fd, status_w
+    return struct.unpack_from("<ii", control.raw, header)
 
 
 def _python_forker(sock: socket.socket):
