@@ -14,7 +14,6 @@ import signal
 import sys
 from dataclasses import dataclass, field
 
-CLONE_NEWTIME = 0x00000080
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
 CLONE_NEWUTS = 0x04000000
@@ -47,7 +46,6 @@ def libc():
                                 ctypes.c_char_p]
         _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
         _libc.unshare.argtypes = [ctypes.c_int]
-        _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
         _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
         _libc.sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
     return _libc
@@ -61,10 +59,6 @@ def check(result: int, what: str) -> None:
 
 def unshare(flags: int) -> None:
     check(libc().unshare(flags), "unshare")
-
-
-def setns(fd: int, flags: int) -> None:
-    check(libc().setns(fd, flags), "setns")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0) -> None:
@@ -83,11 +77,6 @@ class Report:
     def as_dict(self) -> dict:
         return {"held": list(self.held), "missing": list(self.missing), "namespaces": self.namespaces}
 
-    def merge(self, other: dict) -> None:
-        for key in ("held", "missing"):
-            for item in other.get(key, []):
-                if isinstance(item, str) and item not in getattr(self, key):
-                    getattr(self, key).append(item)
 
 
 # ------------------------------------------------------------------------------------ processes

@@ -1,25 +1,27 @@
 """The sandbox's zygote: PID 1 of the sandbox's PID namespace, started (``guest/boot.py``) inside
 the allowlist root with nothing of the grader in memory. It never runs student code.
 
-Three kinds of process, so that every call starts from the same memory and sees nothing of the
-calls before it:
+Two processes, so that every call starts from the same memory and sees nothing of the calls
+before it:
 
 * **Z**, the zygote proper: loads the trusted heavy modules the submission imports (numpy,
-  scipy..., from an allowlist), installs the determinism patches, then talks to the grader:
-  ``spawn`` (with a fresh socket for the job: SCM_RIGHTS) and ``end`` (kill the job's process,
-  report how it ended).
-* **F**, the forker, forked from Z once, before any job: it receives a job's two descriptors and
-  forks; nothing else. Its memory is the same before every fork (no message from the grader,
-  no pid or exit status of an earlier job is ever in it), so the call processes, which are
-  copies of it, are identical whatever ran before them.
-* **W**, one per job: moves its children into a fresh PID namespace, forks the call process C,
-  tells Z C's pid, waits for it and tells Z how it ended.
+  scipy..., from an allowlist) and the sandbox runtime, installs the determinism patches,
+  compiles the submission's kept statements, then talks to the grader: ``spawn`` (with a fresh
+  socket for the job: SCM_RIGHTS) and ``end`` (kill the job's process, wait until it is gone with
+  all it started, say how it ended).
+* **F**, the forker, forked from Z once, before any job: per job it receives two descriptors
+  (the job's socket, a pipe to Z), puts its next child in a PID namespace of its own, forks the
+  call process C, tells Z its pid, waits for it and tells Z how it ended. On x86_64 this loop is
+  a few instructions of machine code, so F's memory is byte for byte the same before every fork
+  (no message, pid, exit status, interpreter counter of an earlier job is ever in it): the call
+  processes, which are copies of it, are identical whatever ran before them. Elsewhere (and in
+  the fallback) F is a Python loop that forks a **W** per job, which forks C and waits for it.
 
 C (``_call_process``) enters fresh mount, IPC and network namespaces, builds its own allowlist
 root (fresh ``/tmp``, ``/proc`` of its own PID namespace, where it is PID 1), sets its rlimits,
 drops every capability, installs the system-call filter and then runs the job (``worker``).
-When it ends, the kernel kills everything it started. Without namespaces (the fallback) W is a
-subreaper that kills what C leaves behind.
+When it ends, the kernel kills everything it started. Without namespaces W is a subreaper that
+kills what C leaves behind.
 """
 
 from __future__ import annotations
