@@ -265,6 +265,24 @@ def _marked_processes(marker: bytes) -> list[int]:
     return found
 
 
+CLASSMATE = "/srv/nbgrader/exchange/course/inbound/alice+gmm+2026-11-20 10:00:00.000000 UTC"
+OTHER_CHECKOUT = "/var/tmp/autograder-test-other-checkout"
+
+
+def _host_state() -> dict:
+    """What no submission may change on the host (and a marker it tries to write to the kernel log)."""
+    def read(path):
+        try:
+            with open(path) as f:
+                return f.read()
+        except OSError:
+            return None
+    kmsg = subprocess.run(["dmesg"], capture_output=True, text=True).stdout if shutil.which("dmesg") else ""
+    return {"pid_max": read("/proc/sys/kernel/pid_max"), "hostname": read("/proc/sys/kernel/hostname"),
+            "marker_in_kernel_log": "autograder-hostile-7731" in kmsg,
+            "shm": sorted(p for p in os.listdir("/dev/shm") if "autograder-hostile" in p) if os.path.isdir("/dev/shm") else []}
+
+
 @pytest.fixture(scope="module")
 def hostile_batch(tmp_path_factory):
     from autograder.loading import submission_from_cells
@@ -272,14 +290,33 @@ def hostile_batch(tmp_path_factory):
     with Sandbox(submission_from_cells(["def f():\n    return 1"])) as probe:
         probe.start()
         held = " ".join(probe.isolation["held"])
-    if "namespaces" not in held or "pids cgroup" not in held and os.geteuid() == 0 and "pid_max" not in held:
-        pytest.skip("the hostile corpus (fork bombs, kill(-1)) needs the namespace sandbox")
+    if "allowlist filesystem" not in held or "pids cgroup" not in held and os.geteuid() == 0:
+        pytest.skip("the hostile corpus (fork bombs, kill(-1), reading the disk) needs the namespace sandbox")
     tmp = tmp_path_factory.mktemp("hostile")
+    # What a classmate's notebook in nbgrader's exchange and another checkout of the course look
+    # like: reads_exchange.py would copy its E_step from them if it could see them.
+    correct_e_step = (CORRECT.read_text().split("def E_step", 1)[1].split("\ndef ", 1)[0])
+    helper = CORRECT.read_text().split("def log_gaussians", 1)[1].split("\ndef ", 1)[0]
+    source = "import numpy as np\nLOG_2PI = np.log(2 * np.pi)\ndef log_gaussians" + helper + "\ndef E_step" + correct_e_step
+    os.makedirs(CLASSMATE, exist_ok=True)
+    Path(CLASSMATE, "gmm.ipynb").write_text(json.dumps({"cells": [{"cell_type": "code", "source": source}],
+                                                        "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    os.makedirs(f"{OTHER_CHECKOUT}/solutions/gmm", exist_ok=True)
+    Path(OTHER_CHECKOUT, "solutions", "gmm", "__init__.py").write_text(source)
+    planted = (f"{CLASSMATE}/gmm.ipynb", f"{OTHER_CHECKOUT}/solutions/gmm/__init__.py")
+    planted_before = {p: Path(p).read_bytes() for p in planted}
+    host = _host_state()
     before = {p.name: p.read_bytes() for p in HOSTILE.iterdir()}
     started = time.monotonic()
-    done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--no-figures", "-f", "json",
-                "--gradebook", tmp / "gb", HOSTILE, timeout=1200)
-    return {"done": done, "before": before, "gradebook": tmp / "gb", "seconds": time.monotonic() - started}
+    try:
+        done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--no-figures", "-f", "json",
+                    "--gradebook", tmp / "gb", HOSTILE, timeout=1800)
+        planted_after = {p: Path(p).read_bytes() for p in planted}
+    finally:
+        shutil.rmtree("/srv/nbgrader", ignore_errors=True)
+        shutil.rmtree(OTHER_CHECKOUT, ignore_errors=True)
+    return {"done": done, "before": before, "gradebook": tmp / "gb", "seconds": time.monotonic() - started,
+            "host": host, "host_after": _host_state(), "planted": (planted_before, planted_after)}
 
 
 @pytest.mark.slow
@@ -310,6 +347,9 @@ def test_the_hostile_corpus_never_stops_the_batch(hostile_batch):
 @pytest.mark.slow
 def test_hostile_submissions_change_nothing_outside_their_sandbox(hostile_batch):
     assert {p.name: p.read_bytes() for p in HOSTILE.iterdir()} == hostile_batch["before"]
+    assert hostile_batch["host_after"] == hostile_batch["host"]   # pid_max, hostname, kernel log, /dev/shm
+    assert not hostile_batch["host_after"]["marker_in_kernel_log"]
+    assert hostile_batch["planted"][0] == hostile_batch["planted"][1]   # the classmate's files are untouched
     assert not (ROOT / "autograder" / "pwned.py").exists()
     assert not _marked_processes(b"4242.5"), "background processes outlived their sandbox"
     gradebook = hostile_batch["gradebook"]

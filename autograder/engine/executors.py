@@ -23,7 +23,7 @@ from typing import Callable, Mapping
 import numpy as np
 
 from ..loading import Submission
-from ..sandbox import AbortCall, CallOutcome, Limits, Sandbox
+from ..sandbox import AbortCall, CallOutcome, IsolationPolicy, Limits, Sandbox
 from ..sandbox.mutation import mutated_arguments, snapshot
 
 
@@ -32,9 +32,10 @@ class SandboxExecutor:
 
     in_process = False
 
-    def __init__(self, submission: Submission, limits: Limits = Limits(), hidden=()) -> None:
-        self.submission = submission
-        self.sandbox = Sandbox(submission, limits, hidden=hidden)
+    def __init__(self, submission: Submission, limits: Limits = Limits(), hidden=(),
+                 policy: IsolationPolicy | None = None) -> None:
+        self.submission = submission   # (``hidden`` is accepted and ignored: see Sandbox)
+        self.sandbox = Sandbox(submission, limits, policy or IsolationPolicy(), hidden=hidden)
 
     def __enter__(self):
         return self

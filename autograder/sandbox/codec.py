@@ -6,6 +6,12 @@ bools, numbers, strings, lists, tuples, dicts, numeric numpy arrays and scalars,
 to functions (``FunctionRef``) that the other side turns into callables. Anything else arrives as
 an ``Opaque`` placeholder that says what it was, so a check can tell the student "your function
 returned a generator".
+
+A message is ``u32 header length, u32 buffer count, JSON header, u64 size per buffer, buffers``,
+every buffer starting at a multiple of ``ALIGN`` bytes, so that decoding makes arrays that are
+views of the received bytes (no copy) and a hostile message cannot make the reader allocate much
+more than the message itself: the JSON part is capped (``MAX_HEADER_BYTES``) and so is the
+number of values in it (``MAX_NODES``), arrays cost exactly their bytes.
 """
 
 from __future__ import annotations
@@ -17,13 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-MAX_MESSAGE_BYTES = 1 << 30
+from .errors import CodecError, ValueTooLarge, megabytes  # noqa: F401 - re-exported
+
+ALIGN = 64
+MAX_HEADER_BYTES = 8 << 20      # the JSON part of one message (legitimate ones: under 20 KB)
+MAX_NODES = 250_000             # values in the JSON part (each costs ~100 bytes once decoded)
 _MAX_DEPTH = 32
 _ARRAY_KINDS = "biufc"  # bool, int, uint, float, complex
-
-
-class CodecError(ValueError):
-    """The bytes are not a valid message (corrupt, hostile, or too large)."""
 
 
 @dataclass(frozen=True)
@@ -44,36 +50,37 @@ class Opaque:
         return f"<{self.type_name}: {self.summary}>"
 
 
-def encode(value: object, describe=repr) -> bytes:
-    """Serialise ``value``. ``describe`` summarises values that cannot be encoded."""
-    buffers: list[bytes] = []
+# ------------------------------------------------------------------------------------ encoding
+def encode_parts(value: object, describe=repr) -> tuple[list, int]:
+    """``value`` as a list of byte chunks (array buffers are not copied) and their total size."""
+    buffers: list = []
     tree = _encode(value, buffers, describe, 0)
     header = json.dumps(tree, separators=(",", ":"), allow_nan=False).encode()
-    parts = [struct.pack("<II", len(header), len(buffers)), header]
-    parts.extend(struct.pack("<Q", len(b)) for b in buffers)
-    parts.extend(buffers)
-    return b"".join(parts)
+    prefix = bytearray(struct.pack("<II", len(header), len(buffers)))
+    prefix += header
+    prefix += bytes(_pad(len(prefix), 8))
+    for buffer in buffers:
+        prefix += struct.pack("<Q", buffer.nbytes)
+    prefix += bytes(_pad(len(prefix), ALIGN))
+    parts, total = [bytes(prefix)], len(prefix)
+    for buffer in buffers:
+        parts.append(buffer)
+        total += buffer.nbytes
+        padding = _pad(buffer.nbytes, ALIGN)
+        if padding:
+            parts.append(bytes(padding))
+            total += padding
+    return parts, total
 
 
-def decode(data: bytes) -> object:
-    """Rebuild a value from ``encode``'s bytes. Raises CodecError on anything malformed."""
-    try:
-        header_len, n_buffers = struct.unpack_from("<II", data, 0)
-        offset = 8
-        header = data[offset:offset + header_len]
-        offset += header_len
-        sizes = struct.unpack_from(f"<{n_buffers}Q", data, offset)
-        offset += 8 * n_buffers
-        buffers = []
-        for size in sizes:
-            if offset + size > len(data):
-                raise CodecError("truncated message")
-            buffers.append(memoryview(data)[offset:offset + size])
-            offset += size
-        tree = json.loads(header)
-    except (struct.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise CodecError(f"malformed message: {exc}") from None
-    return _decode(tree, buffers, 0)
+def encode(value: object, describe=repr) -> bytes:
+    """Serialise ``value``. ``describe`` summarises values that cannot be encoded."""
+    parts, _ = encode_parts(value, describe)
+    return b"".join(bytes(p) for p in parts)
+
+
+def _pad(n: int, to: int) -> int:
+    return -n % to
 
 
 def _encode(value, buffers, describe, depth):
@@ -87,8 +94,8 @@ def _encode(value, buffers, describe, depth):
         arr = np.asarray(value)
         if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None:
             return {"$o": [f"numpy array of dtype {arr.dtype}", f"shape {arr.shape}"]}
-        arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)  # keeps 0-d arrays 0-d
-        buffers.append(arr.tobytes())
+        arr = arr.astype(arr.dtype.newbyteorder("<"), order="C", copy=False)   # (0-d stays 0-d)
+        buffers.append(memoryview(arr.reshape(-1).view(np.uint8)))   # no copy
         return {"$a": len(buffers) - 1, "dtype": arr.dtype.str, "shape": list(arr.shape),
                 "scalar": isinstance(value, np.generic)}
     if isinstance(value, str):   # a subclass arrives as a plain str (its methods are not called)
@@ -135,6 +142,44 @@ def _safe_describe(value, describe) -> str:
     return text[:200]
 
 
+# ------------------------------------------------------------------------------------ decoding
+def decode(data) -> object:
+    """Rebuild a value from ``encode``'s bytes. Raises CodecError on anything malformed.
+
+    ``data`` (bytes, bytearray, mmap, memoryview) is kept alive by the arrays, which are views
+    of it: writable when ``data`` is.
+    """
+    view = memoryview(data).cast("B") if not isinstance(data, memoryview) else data.cast("B")
+    try:
+        header_len, n_buffers = struct.unpack_from("<II", view, 0)
+        if header_len > MAX_HEADER_BYTES:
+            raise CodecError(f"message header of {header_len} bytes exceeds the limit")
+        offset = 8
+        header = bytes(view[offset:offset + header_len])
+        if len(header) != header_len:
+            raise CodecError("truncated message")
+        offset += header_len + _pad(offset + header_len, 8)
+        if n_buffers > MAX_NODES or offset + 8 * n_buffers > len(view):
+            raise CodecError("bad buffer table")
+        sizes = struct.unpack_from(f"<{n_buffers}Q", view, offset)
+        offset += 8 * n_buffers
+        offset += _pad(offset, ALIGN)
+        buffers = []
+        for size in sizes:
+            if offset + size > len(view):
+                raise CodecError("truncated message")
+            buffers.append((offset, size))
+            offset += size + _pad(size, ALIGN)
+        if header.count(b",") + header.count(b"[") + header.count(b"{") > MAX_NODES:
+            raise CodecError(f"message has more than {MAX_NODES} values")
+        tree = json.loads(header)
+    except (struct.error, ValueError, UnicodeDecodeError, RecursionError) as exc:
+        if isinstance(exc, CodecError):
+            raise
+        raise CodecError(f"malformed message: {type(exc).__name__}") from None
+    return _decode(tree, (view, buffers), 0)
+
+
 def _decode(tree, buffers, depth):
     if depth > _MAX_DEPTH:
         raise CodecError("structure nested too deeply")
@@ -160,12 +205,18 @@ def _decode(tree, buffers, depth):
             raise CodecError("bad float")
         return float(tree["$f"])
     if "$c" in tree:
-        re_, im = (_decode(v, buffers, depth + 1) for v in _as_list(tree["$c"]))
-        return complex(float(re_), float(im))
+        parts = _as_list(tree["$c"])
+        if len(parts) != 2:
+            raise CodecError("bad complex")
+        re_, im = (_decode(v, buffers, depth + 1) for v in parts)
+        try:
+            return complex(float(re_), float(im))
+        except (TypeError, ValueError):
+            raise CodecError("bad complex") from None
     if "$fn" in tree and isinstance(tree["$fn"], str):
-        return FunctionRef(tree["$fn"])
+        return FunctionRef(tree["$fn"][:200])
     if "$o" in tree:
-        type_name, summary = (str(x)[:300] for x in _as_list(tree["$o"])[:2])
+        type_name, summary = ([str(x)[:300] for x in _as_list(tree["$o"])[:2]] + ["", ""])[:2]
         return Opaque(type_name, summary)
     raise CodecError("unknown node")
 
@@ -177,17 +228,25 @@ def _as_list(x):
 
 
 def _decode_array(tree, buffers):
+    view, table = buffers
     try:
         dtype = np.dtype(str(tree["dtype"]))
         shape = tuple(int(n) for n in tree["shape"])
-        buf = buffers[int(tree["$a"])]
-    except (KeyError, TypeError, ValueError, IndexError):
+        offset, size = table[int(tree["$a"])]
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         raise CodecError("bad array header") from None
-    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.hasobject:
+    if dtype.kind not in _ARRAY_KINDS or dtype.fields is not None or dtype.hasobject or dtype.itemsize == 0:
         raise CodecError(f"dtype {dtype} not allowed")
     if any(n < 0 for n in shape) or len(shape) > 32:
         raise CodecError("bad array shape")
-    if math.prod(shape) * dtype.itemsize != len(buf):
+    if math.prod(shape) * dtype.itemsize != size:
         raise CodecError("array size does not match its buffer")
-    arr = np.frombuffer(buf, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=True)
+    if size == 0:
+        arr = np.empty(shape, dtype=dtype.newbyteorder("="))
+    else:
+        arr = np.frombuffer(view, dtype=dtype, count=size // dtype.itemsize, offset=offset).reshape(shape)
+        if not dtype.isnative:
+            arr = arr.astype(dtype.newbyteorder("="))
+        elif view.readonly:   # (the framing hands over writable buffers: no copy there)
+            arr = arr.copy()
     return arr[()] if tree.get("scalar") else arr

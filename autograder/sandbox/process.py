@@ -1,44 +1,44 @@
-"""The grader's side of the sandbox: a child process per submission, with limits.
+"""The grader's side of the sandbox: one sandbox per submission, a fresh process per call.
 
-``Sandbox.call`` runs one of the submission's functions in the child and returns a
-``CallOutcome``. A call that hangs, crashes the child, exhausts its memory or floods the pipe
-costs that call only: the child's whole process group is killed and the next call starts a fresh
-child that reloads the submission.
+``Sandbox.call`` runs one of the submission's functions and returns a ``CallOutcome``. The
+sandbox (``launcher`` -> ``zygote``) is started once per submission; every call (and the load
+probe that lists the functions, and every source lookup) runs in a process of its own that
+starts from the same pristine state, loads the submission's kept statements, answers and is
+killed with everything it started. A call that hangs, crashes, exhausts its memory or floods
+its channel costs that call only, and nothing it leaves behind reaches a later call.
+
+Every read and write on the grader's side has a deadline, every message a size cap, and every
+grader-side callable a call asks for (``handlers``) runs under the call's deadline.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Mapping
 
 from ..loading import Submission
-from .codec import CodecError, FunctionRef
-from .framing import Channel, ChannelClosed, ChannelTimeout
+from .errors import CodecError, ValueTooLarge, megabytes
+from .framing import Channel, ChannelClosed, ChannelTimeout, MessageTooLarge
+from .handlers import Handlers, HandlerTimeout
+from .policy import IsolationPolicy, Limits, child_sys_path, layout
+from .zygote import CONTROL_BYTES, FROM_CHILD_BYTES, TO_CHILD_BYTES
+
+__all__ = ["AbortCall", "CallOutcome", "IsolationPolicy", "Limits", "Sandbox"]
 
 _PACKAGE_DIR = Path(__file__).resolve().parents[1]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits for one submission's child process."""
-
-    call_seconds: float = 20.0       # wall clock for one call (checks may ask for less or more)
-    load_seconds: float = 30.0       # wall clock for loading the definitions
-    total_seconds: float = 300.0     # wall clock for all calls of one submission together
-    memory_mb: int = 2048            # address space of the child
-    file_mb: int = 16                # largest file the child may write
-    max_restarts: int = 20           # fresh children per submission before giving up
-    max_call_seconds: float = 0.0    # when > 0: a cap on every call, whatever a check asks for
+_CONTROL_SECONDS = 10.0   # a zygote answers at once; this much means it is gone
+_log = logging.getLogger("autograder.sandbox")
+_logged_missing: set = set()
 
 
 class AbortCall(BaseException):
@@ -76,22 +76,39 @@ class CallOutcome:
         return self.status == "ok"
 
 
-class Sandbox:
-    """Runs the functions of one submission in an isolated child process."""
+class _Ended(Exception):
+    """A job ended without its answer; ``outcome`` says how."""
 
-    def __init__(self, submission: Submission, limits: Limits = Limits(), hidden: Sequence[str] = ()) -> None:
+    def __init__(self, outcome: CallOutcome) -> None:
+        super().__init__(outcome.message)
+        self.outcome = outcome
+
+
+class Sandbox:
+    """Runs the functions of one submission, each call in a fresh isolated process.
+
+    ``hidden`` (paths to hide) is accepted and ignored: the child sees an allowlist, so there is
+    nothing to hide by name (kept until every caller has dropped it).
+    """
+
+    def __init__(self, submission: Submission, limits: Limits = Limits(),
+                 policy: IsolationPolicy = IsolationPolicy(), hidden=()) -> None:
         self.submission = submission
         self.limits = limits
-        self.hidden = tuple(str(h) for h in hidden)   # more paths to hide from the child (see isolation)
-        self.isolation: dict | None = None           # what the child's isolation achieved
+        self.policy = policy
+        self.isolation: dict | None = None           # what the isolation achieved (held / missing)
         self.functions: set[str] = set()
         self.load_problems: list[list] = []
         self.load_failure: str | None = None
         self._proc: subprocess.Popen | None = None
-        self._channel: Channel | None = None
+        self._control: Channel | None = None
         self._workdir: str | None = None
+        self._spec: dict | None = None
         self._spent = 0.0
         self._starts = 0
+        self._jobs = 0
+        self._sources: dict[str, str | None] = {}
+        self._unanswered: list[int] = []   # jobs whose end the zygote has not confirmed yet
 
     # ----------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> "Sandbox":
@@ -101,66 +118,48 @@ class Sandbox:
         self.close()
 
     def start(self) -> None:
-        """Start the child and load the submission (idempotent while the child lives)."""
-        if self._proc is not None:
+        """Start the sandbox and probe the submission (idempotent while it runs)."""
+        if self._control is not None:
             return
         if self._starts >= self.limits.max_restarts:
             self.load_failure = "the submission crashed its sandbox too many times"
             return
         self._starts += 1
-        if self._workdir:
-            shutil.rmtree(self._workdir, ignore_errors=True)
-        _sweep_cgroups()
-        self._workdir = tempfile.mkdtemp(prefix="autograder-")
-        to_child_r, to_child_w = os.pipe()
-        from_child_r, from_child_w = os.pipe()
-        limits = self.limits
-        cpu = int(limits.total_seconds + limits.load_seconds + 30)
-        cmd = [sys.executable, "-m", "autograder.sandbox.child", str(to_child_r), str(from_child_w),
-               str(limits.memory_mb), str(cpu), str(limits.file_mb),
-               json.dumps(isolation_policy(self._workdir, self.hidden))]
-        self._proc = subprocess.Popen(
-            cmd, pass_fds=(to_child_r, from_child_w), cwd=self._workdir, env=_child_environment(self._workdir),
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            start_new_session=True)
-        os.close(to_child_r)
-        os.close(from_child_w)
-        self._channel = Channel(from_child_r, to_child_w)
         started = time.monotonic()
         try:
-            self._channel.send({"kind": "load", **self.submission.to_message()})
-            reply = self._channel.receive(time.monotonic() + limits.load_seconds)
-        except ChannelTimeout:
-            self._kill()
-            self.load_failure = (f"loading your definitions took more than {limits.load_seconds:.0f} s "
-                                 "(is there a long computation in a class body, a decorator or a default argument?)")
-            return
-        except (ChannelClosed, CodecError) as exc:
-            self._kill()
-            self.load_failure = f"loading your definitions crashed the Python process ({self._exit_reason() or exc})"
+            self._launch()
+        except _Ended as ended:
+            self._stop()
+            self.load_failure = ended.outcome.message
             return
         finally:
             self._spent += time.monotonic() - started
-        if not isinstance(reply, dict) or reply.get("kind") != "loaded":
-            self._kill()
-            self.load_failure = "loading your definitions did not complete"
+        probe = self._job({"kind": "probe"}, self.limits.load_seconds, None)
+        if probe.status != "ok":
+            self.load_failure = {"timeout": f"loading your definitions took more than {self.limits.load_seconds:.0f} s "
+                                            "(is there a long computation in a class body, a decorator or a "
+                                            "default argument?)"}.get(probe.status,
+                                f"loading your definitions crashed the Python process ({probe.message})")
+            self._stop()
             return
+        loaded, answer, _ = probe.value
+        report = answer.get("isolation") if isinstance(answer, dict) else None
         self.load_failure = None
-        self.functions = {f for f in reply.get("functions", []) if isinstance(f, str)}
-        if isinstance(reply.get("isolation"), dict):
-            self.isolation = reply["isolation"]
-            _log_weaker_isolation(self.isolation)
+        self.functions = {f for f in loaded.get("functions", []) if isinstance(f, str)}
         if not self.load_problems:
-            self.load_problems = [p for p in reply.get("problems", []) if isinstance(p, list) and len(p) == 3]
+            self.load_problems = [p for p in loaded.get("problems", []) if isinstance(p, list) and len(p) == 3]
+        if isinstance(report, dict):
+            self._merge_isolation(report)
+        self.isolation["seconds"] = round(time.monotonic() - started, 4)
+        _log_weaker_isolation(self.isolation)
 
     def close(self) -> None:
-        if self._proc is not None:
+        if self._control is not None:
             try:
-                self._channel.send({"kind": "exit"})
-                self._proc.wait(timeout=0.5)  # let the nanny clean up after the worker
-            except Exception:
+                self._control.send({"kind": "exit"}, time.monotonic() + 0.5)
+            except Exception:  # noqa: BLE001
                 pass
-            self._kill()
+        self._stop()
         if self._workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
             self._workdir = None
@@ -183,70 +182,171 @@ class Sandbox:
             return CallOutcome("unloadable", message=self.load_failure)
         if name not in self.functions:
             return CallOutcome("missing", message=f"no function named {name} is defined")
-        handlers: dict[str, Callable] = dict(standins or {})
-        wire_args = [_by_reference(a, handlers) for a in args]
-        wire_kwargs = {k: _by_reference(v, handlers) for k, v in (kwargs or {}).items()}
+        handlers = Handlers()
+        tokens = handlers.standins(dict(standins or {}))
+        wire_args = [handlers.by_reference(a, f"argument {i + 1}") for i, a in enumerate(args)]
+        wire_kwargs = {k: handlers.by_reference(v, f"keyword argument `{k}`") for k, v in (kwargs or {}).items()}
         limit = min(timeout or self.limits.call_seconds, remaining)
         if self.limits.max_call_seconds > 0:
             limit = min(limit, self.limits.max_call_seconds)
-        started = time.monotonic()
-        deadline = started + limit
-        try:
-            self._channel.send({"kind": "call", "fn": name, "args": wire_args, "kwargs": wire_kwargs,
-                                "standins": sorted(standins or {}), "seed": seed})
-            while True:
-                message = self._channel.receive(deadline)
-                if not isinstance(message, dict):
-                    raise CodecError("unexpected message")
-                if message.get("kind") == "callback":
-                    self._answer_callback(message, handlers)
-                    continue
-                return self._outcome(message, time.monotonic() - started)
-        except AbortCall as stop:
-            self._kill()
-            return CallOutcome("aborted", value=stop.verdict, message=stop.reason,
-                               seconds=time.monotonic() - started)
-        except ChannelTimeout:
-            self._kill()
-            return CallOutcome("timeout", message=f"did not return within {limit:.0f} s",
-                               seconds=time.monotonic() - started)
-        except (ChannelClosed, CodecError) as exc:
-            reason = self._exit_reason()
-            self._kill()
-            return CallOutcome("crash", message=reason or f"the sandbox process stopped ({exc})",
-                               seconds=time.monotonic() - started)
-        finally:
-            self._spent += time.monotonic() - started
+        request = {"kind": "call", "fn": name, "args": wire_args, "kwargs": wire_kwargs, "standins": tokens,
+                   "seed": seed}
+        outcome = self._job(request, limit, handlers)
+        if outcome.status == "ok":
+            return self._outcome(outcome.value[1], outcome.seconds)
+        return outcome
 
     def source(self, name: str) -> str | None:
         """The source text of the submission's function ``name`` (None when unavailable)."""
         self.start()
         if self.load_failure or name not in self.functions:
             return None
-        try:
-            self._channel.send({"kind": "source", "fn": name})
-            reply = self._channel.receive(time.monotonic() + 10)
-        except (ChannelTimeout, ChannelClosed, CodecError):
-            self._kill()
-            return None
-        text = reply.get("source") if isinstance(reply, dict) else None
-        return text if isinstance(text, str) else None
+        if name not in self._sources:
+            done = self._job({"kind": "source", "fn": name}, 10.0, None)
+            text = done.value[1].get("source") if done.status == "ok" and isinstance(done.value[1], dict) else None
+            self._sources[name] = text if isinstance(text, str) else None
+        return self._sources[name]
 
-    def _answer_callback(self, message: dict, handlers: Mapping[str, Callable]) -> None:
-        name = message.get("fn")
-        handler = handlers.get(name)
-        args = message.get("args") if isinstance(message.get("args"), list) else []
-        kwargs = message.get("kwargs") if isinstance(message.get("kwargs"), dict) else {}
-        if handler is None:
-            self._channel.send({"kind": "reply", "error": {
-                "type": "RuntimeError", "message": f"{name} is not available here"}})
-            return
+    # ----------------------------------------------------------------------------- one job
+    def _job(self, request: dict, limit: float, handlers: Handlers | None) -> CallOutcome:
+        """Run one job in a fresh call process. ``ok`` outcomes carry (loaded, answer) as value."""
+        started = time.monotonic()
         try:
-            value = handler(*args, **kwargs)
-        except Exception as exc:  # the stand-in's error is raised inside the student's code
-            self._channel.send({"kind": "reply", "error": {"type": type(exc).__name__, "message": str(exc)[:1000]}})
-            return
-        self._channel.send({"kind": "reply", "value": value})
+            if self._control is None:
+                self.start()
+                if self._control is None:
+                    return CallOutcome("unloadable", message=self.load_failure or "the sandbox did not start")
+            self._jobs += 1
+            job = self._jobs
+            try:
+                channel = self._spawn(job)
+            except _Ended as ended:
+                return ended.outcome
+            try:
+                answer = self._converse(channel, request, limit, handlers, started)
+            except _Ended as ended:
+                reason = self._end(job, wait=ended.outcome.status == "crash")
+                if ended.outcome.status == "crash":
+                    ended.outcome.message = reason or ended.outcome.message
+                ended.outcome.seconds = time.monotonic() - started
+                return ended.outcome
+            except BaseException:   # (the grader's own interruption: the job still ends first)
+                self._end(job, wait=False)
+                raise
+            finally:
+                channel.close()
+            self._end(job, wait=False)
+            return CallOutcome("ok", value=answer, seconds=answer[2])
+        finally:
+            self._spent += time.monotonic() - started
+
+    def _spawn(self, job: int) -> Channel:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._ended(None)   # (answers about earlier jobs: read, so they never pile up)
+            for sock in (ours, theirs):
+                for option in (socket.SO_SNDBUF, socket.SO_RCVBUF):
+                    try:
+                        sock.setsockopt(socket.SOL_SOCKET, option, 1 << 20)
+                    except OSError:
+                        pass
+            self._control.send({"kind": "spawn", "job": job}, time.monotonic() + _CONTROL_SECONDS,
+                               fds=[theirs.fileno()])
+        except (ChannelClosed, ChannelTimeout, CodecError, OSError):
+            ours.close()
+            self._stop()
+            raise _Ended(CallOutcome("crash", message="the sandbox stopped")) from None
+        finally:
+            theirs.close()
+        return Channel(ours, max_receive=FROM_CHILD_BYTES, max_send=TO_CHILD_BYTES)
+
+    def _converse(self, channel: Channel, request: dict, limit: float, handlers: Handlers | None,
+                  started: float) -> tuple:
+        load_deadline = started + self.limits.load_seconds
+        try:
+            try:
+                channel.send(request, load_deadline + limit)
+            except ValueTooLarge as exc:   # the check's own arguments: a grader problem, say so
+                raise _Ended(CallOutcome("error", error_type="GraderError",
+                                         message=f"the arguments of this call are {megabytes(exc.size)}, more "
+                                                 f"than the sandbox accepts ({megabytes(exc.limit)})")) from None
+            loaded = channel.receive(load_deadline)
+            if not isinstance(loaded, dict) or loaded.get("kind") != "loaded":
+                raise CodecError("unexpected message")
+        except ChannelTimeout:
+            raise _Ended(CallOutcome("timeout", message=f"did not start: loading your definitions took more "
+                                                        f"than {self.limits.load_seconds:.0f} s")) from None
+        except (ChannelClosed, CodecError) as exc:
+            raise _Ended(CallOutcome("crash", message=f"the sandbox process stopped before the call ({exc})")) from None
+        call_started = time.monotonic()
+        deadline = call_started + limit
+        try:
+            while True:
+                message = channel.receive(deadline)
+                if not isinstance(message, dict):
+                    raise CodecError("unexpected message")
+                if message.get("kind") != "callback" or handlers is None:
+                    return loaded, message, time.monotonic() - call_started
+                reply = handlers.answer(message, deadline)
+                try:
+                    channel.send(reply, deadline)
+                except ValueTooLarge as exc:
+                    channel.send({"kind": "reply", "error": {
+                        "type": "ValueError", "message": f"the grader's answer would be {megabytes(exc.size)}, more "
+                                                         f"than the {megabytes(exc.limit)} allowed (were the "
+                                                         f"arguments far too large?)"}}, deadline)
+        except AbortCall as stop:
+            raise _Ended(CallOutcome("aborted", value=stop.verdict, message=stop.reason)) from None
+        except HandlerTimeout as late:
+            raise _Ended(CallOutcome("timeout", message=(
+                f"did not return within {limit:.0f} s: the time ran out in grader-side work it asked for "
+                f"({late.what}, called with {late.call})"))) from None
+        except ChannelTimeout:
+            raise _Ended(CallOutcome("timeout", message=f"did not return within {limit:.0f} s")) from None
+        except MessageTooLarge as exc:
+            raise _Ended(CallOutcome("error", error_type="ValueTooLarge", message=(
+                f"it sent the grader {megabytes(exc.size)} at once, more than the {megabytes(exc.limit)} "
+                f"accepted from a function"))) from None
+        except CodecError:
+            raise _Ended(CallOutcome("crash", message="the sandbox process sent a malformed message")) from None
+        except ChannelClosed as exc:
+            raise _Ended(CallOutcome("crash", message=f"the sandbox process stopped ({exc})")) from None
+
+    def _end(self, job: int, wait: bool) -> str:
+        """Have the zygote kill the job's process. The zygote takes the next job only once this
+        one is gone with everything it started (no call overlaps the next); the grader waits for
+        that only when it wants to know how the job ended (``wait``): the clean-up then runs
+        while the grader checks the answer. Returns how it ended, in words."""
+        if self._control is None:
+            return ""
+        try:
+            self._control.send({"kind": "end", "job": job}, time.monotonic() + _CONTROL_SECONDS)
+            self._unanswered.append(job)
+            if not wait:
+                return ""
+            return self._ended(job)
+        except (ChannelClosed, ChannelTimeout, CodecError):
+            self._stop()
+            return ""
+
+    def _ended(self, job: int | None) -> str:
+        """Read the zygote's answers to ``end`` up to the one for ``job`` (None: those already
+        there). A clean-up that takes too long takes the sandbox down."""
+        reason = ""
+        while self._unanswered:
+            if job is None:
+                import select
+                if not select.select([self._control.fileno()], [], [], 0)[0]:
+                    return ""
+            answer = self._control.receive(time.monotonic() + _CONTROL_SECONDS)
+            if not isinstance(answer, dict) or answer.get("kind") != "ended":
+                raise CodecError("unexpected message")
+            done = self._unanswered.pop(0)
+            status = answer.get("status")
+            reason = exit_reason(status) if isinstance(status, int) else ""
+            if done == job:
+                return reason
+        return reason
 
     @staticmethod
     def _outcome(message: dict, seconds: float) -> CallOutcome:
@@ -262,33 +362,86 @@ class Sandbox:
         return CallOutcome("error", error_type=text("type"), message=text("message"), frames=frames,
                            output=text("output"), seconds=seconds)
 
-    # ----------------------------------------------------------------------------- internals
-    def _exit_reason(self) -> str:
-        if self._proc is None:
-            return ""
+    # ----------------------------------------------------------------------------- starting
+    def _launch(self) -> None:
+        if self._workdir:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        if os.geteuid() == 0 and sys.platform.startswith("linux"):
+            from . import isolation
+            isolation.remove_stale_cgroups()
+        self._workdir = tempfile.mkdtemp(prefix="autograder-")
+        spec = self._make_spec(self._workdir)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        debug = os.environ.get("AUTOGRADER_SANDBOX_DEBUG") == "1"
         try:
-            code = self._proc.wait(timeout=1)
-        except subprocess.TimeoutExpired:
-            return ""
-        if code < 0:
-            sig = signal.Signals(-code).name
-            return {
-                "SIGKILL": "the process was killed (often: it ran out of memory)",
-                "SIGXCPU": "the process used up its CPU time",
-                "SIGSEGV": "the process crashed with a segmentation fault",
-                "SIGXFSZ": "the process wrote a file larger than allowed",
-            }.get(sig, f"the process was stopped by {sig}")
-        return f"the process exited with status {code} (os._exit or a crash)"
+            self._proc = subprocess.Popen(
+                [sys.executable, "-s", "-m", "autograder.sandbox.launcher", str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), cwd=self._workdir, env=_launcher_environment(self._workdir),
+                stdin=subprocess.DEVNULL, stdout=None if debug else subprocess.DEVNULL,
+                stderr=None if debug else subprocess.DEVNULL, start_new_session=True)
+        finally:
+            theirs.close()
+        self._control = Channel(ours, max_receive=CONTROL_BYTES, max_send=CONTROL_BYTES, json=True)
+        deadline = time.monotonic() + self.limits.load_seconds
+        try:
+            self._control.send({"kind": "policy", "spec": spec}, deadline)
+            built = self._control.receive(deadline)
+            if not isinstance(built, dict) or built.get("kind") != "isolation":
+                raise CodecError("unexpected message")
+            spec.update({k: v for k, v in built.get("spec", {}).items() if k in ("namespaces", "nproc")})
+            self.isolation = {"held": [], "missing": []}
+            self._merge_isolation(built.get("isolation", {}))
+            # What every call process is a copy of: nothing of the host in it it does not need
+            # (not the grader's pid: with the machine's fork count it would date the sandbox).
+            guest_spec = {k: v for k, v in spec.items() if k not in ("parent",)}
+            if guest_spec.get("namespaces"):
+                guest_spec.pop("workdir", None)
+            self._control.send({"kind": "load", "spec": guest_spec, "submission": self.submission.to_message()},
+                               deadline)
+            ready = self._control.receive(deadline)
+            if not isinstance(ready, dict) or ready.get("kind") != "ready":
+                raise CodecError("unexpected message")
+            self._merge_isolation(ready.get("isolation", {}))
+        except ChannelTimeout:
+            raise _Ended(CallOutcome("unloadable", message=(
+                f"the sandbox did not start within {self.limits.load_seconds:.0f} s"))) from None
+        except (ChannelClosed, CodecError, OSError) as exc:
+            raise _Ended(CallOutcome("unloadable", message=(
+                f"the sandbox did not start ({self._exit_reason() or exc})"))) from None
+        self._spec = spec
 
-    def _kill(self) -> None:
+    def _make_spec(self, workdir: str) -> dict:
+        policy, limits = self.policy, self.limits
+        namespaces = policy.wants_namespaces() and sys.platform.startswith("linux")
+        view = layout(policy)
+        return {
+            "namespaces": namespaces, "parent": os.getpid(), "workdir": workdir,
+            "layout": view, "sys_path": view["sys_path"] if namespaces else child_sys_path(),
+            "python": sys.executable, "env": _child_environment(namespaces, workdir),
+            "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
+            "cpu_seconds": int(limits.total_seconds + limits.load_seconds + 30),
+            "processes": policy.processes, "sandbox_memory_mb": limits.memory_mb + 512,
+            "seccomp": policy.seccomp,
+        }
+
+    def _merge_isolation(self, report: dict) -> None:
+        if self.isolation is None:
+            self.isolation = {"held": [], "missing": []}
+        for key in ("held", "missing"):
+            for item in report.get(key, []) if isinstance(report, dict) else []:
+                if isinstance(item, str) and item not in self.isolation[key]:
+                    self.isolation[key].append(item)
+
+    def _stop(self) -> None:
+        self._unanswered = []
+        control, self._control = self._control, None
+        if control is not None:
+            control.close()
         proc, self._proc = self._proc, None
-        if self._channel is not None:
-            self._channel.close()
-            self._channel = None
         if proc is None:
             return
         try:
-            os.killpg(proc.pid, signal.SIGKILL)  # the child and anything it started
+            os.killpg(proc.pid, signal.SIGKILL)  # the launcher and the zygote (and so every call)
         except (ProcessLookupError, PermissionError):
             pass
         try:
@@ -296,77 +449,57 @@ class Sandbox:
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
 
-
-def _by_reference(value, handlers: dict):
-    """Replace callables in an argument by FunctionRefs the child can call back."""
-    if callable(value) and not isinstance(value, type):
-        name = f"argument:{len(handlers)}:{getattr(value, '__name__', 'function')}"
-        handlers[name] = value
-        return FunctionRef(name)
-    if isinstance(value, list):
-        return [_by_reference(v, handlers) for v in value]
-    if isinstance(value, tuple):
-        return tuple(_by_reference(v, handlers) for v in value)
-    if isinstance(value, dict):
-        return {k: _by_reference(v, handlers) for k, v in value.items()}
-    return value
+    def _exit_reason(self) -> str:
+        if self._proc is None:
+            return ""
+        try:
+            code = self._proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return ""
+        return exit_reason(code if code >= 0 else -code, signalled=code < 0)
 
 
-def _child_environment(workdir: str) -> dict:
-    # Only the autograder package goes on the child's path (through a link), never the folder
+def exit_reason(status: int, signalled: bool | None = None) -> str:
+    """Plain words for a wait status (or, with ``signalled``, a signal number / exit code)."""
+    if signalled is None:
+        if os.WIFSIGNALED(status):
+            signalled, status = True, os.WTERMSIG(status)
+        else:
+            signalled, status = False, os.WEXITSTATUS(status)
+    if signalled:
+        try:
+            name = signal.Signals(status).name
+        except ValueError:
+            name = f"signal {status}"
+        return {
+            "SIGKILL": "the process was killed (often: it ran out of memory)",
+            "SIGXCPU": "the process used up its CPU time",
+            "SIGSEGV": "the process crashed with a segmentation fault",
+            "SIGXFSZ": "the process wrote a file larger than allowed",
+            "SIGSYS": "the process made a forbidden system call",
+        }.get(name, f"the process was stopped by {name}")
+    return f"the process exited with status {status} (os._exit or a crash)"
+
+
+def _launcher_environment(workdir: str) -> dict:
+    # Only the autograder package goes on the launcher's path (through a link), never the folder
     # that holds it: in a checkout that folder also holds the reference solutions.
     link_root = Path(workdir) / ".path"
     link_root.mkdir()
     (link_root / "autograder").symlink_to(_PACKAGE_DIR, target_is_directory=True)
-    keep = ("PATH", "LANG", "LC_ALL", "SYSTEMROOT", "VIRTUAL_ENV")
-    env = {k: v for k, v in os.environ.items() if k in keep}
-    env.update({
-        "HOME": workdir, "TMPDIR": workdir, "MPLCONFIGDIR": workdir, "MPLBACKEND": "Agg",
-        "PYTHONPATH": str(link_root), "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-        "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-        "PYTHONWARNINGS": "ignore",
-    })
-    return env
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(link_root), "PYTHONHASHSEED": "0",
+            "PYTHONDONTWRITEBYTECODE": "1", "LANG": "C.UTF-8"}
 
 
-# --------------------------------------------------------------------------------- isolation policy
-_log = logging.getLogger("autograder.sandbox")
-_logged_missing: set = set()
-_cgroup_base: list = []
-
-
-def hidden_by_default() -> list[str]:
-    """Paths no submission may see: the course checkout (its reference ``solutions/``, hidden
-    tests, corpora, git history, nbgrader's gradebook and submissions), every loaded reference
-    module's folder, the grader's home, and ``$AUTOGRADER_HIDE`` (``os.pathsep``-separated).
-    What Python needs below them (its prefix, the autograder package) stays visible."""
-    hidden = []
-    try:
-        from ..engine.reference import course_root
-        root = course_root()
-    except Exception:  # pragma: no cover - a broken checkout must not stop grading
-        root = None
-    if root is not None:
-        hidden.append(str(root))
-    solutions = sys.modules.get("solutions")
-    hidden.extend(str(Path(p).parent) for p in getattr(solutions, "__path__", []))
-    home = os.path.expanduser("~")
-    if home and home != "/":
-        hidden.append(home)
-    hidden.extend(p for p in os.environ.get("AUTOGRADER_HIDE", "").split(os.pathsep) if p)
-    return hidden
-
-
-def isolation_policy(workdir: str, hidden: Sequence[str] = ()) -> dict:
-    """What the child's ``isolation.prepare`` is asked to do. ``AUTOGRADER_SANDBOX=plain`` turns
-    the namespaces off (debugging; weaker: see isolation.fallback)."""
-    hide = hidden_by_default() + [str(h) for h in hidden]
-    return {
-        "namespaces": os.environ.get("AUTOGRADER_SANDBOX", "isolated") != "plain",
-        "workdir": workdir, "package": str(_PACKAGE_DIR), "scratch": tempfile.gettempdir(),
-        "hide": sorted(set(hide)), "readonly": [str(_PACKAGE_DIR), os.getcwd()],
-        "pids": 64, "tmp_mb": 64, "parent": os.getpid(),
-    }
+def _child_environment(namespaces: bool, workdir: str) -> dict:
+    """The zygote's (and so every call's) whole environment: nothing about the grader, the
+    course or the check."""
+    tmp = "/tmp" if namespaces else os.path.join(workdir, "tmp")
+    debug = {"AUTOGRADER_SANDBOX_DEBUG": "1"} if os.environ.get("AUTOGRADER_SANDBOX_DEBUG") == "1" else {}
+    return {**debug, "PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "MPLCONFIGDIR": tmp, "MPLBACKEND": "Agg",
+            "LANG": "C.UTF-8", "PYTHONUTF8": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTHONWARNINGS": "ignore", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1"}
 
 
 def _log_weaker_isolation(report: dict) -> None:
@@ -375,14 +508,3 @@ def _log_weaker_isolation(report: dict) -> None:
     if new:
         _logged_missing.update(new)
         _log.warning("sandbox isolation is weaker on this machine: %s", "; ".join(new))
-
-
-def _sweep_cgroups() -> None:
-    """Remove the pids cgroups of sandbox children that have exited (see isolation)."""
-    if os.geteuid() != 0 or not sys.platform.startswith("linux"):
-        return
-    from . import isolation
-    if not _cgroup_base:
-        _cgroup_base.append(isolation.pids_cgroup_base())
-    if _cgroup_base[0]:
-        isolation.remove_stale_cgroups(_cgroup_base[0])

@@ -1,4 +1,4 @@
-# hostile: E_step starts background processes: a child, and a double-forked setsid daemon (`sleep 4242.5`), then answers
+# hostile: E_step starts background processes (Python sleeping with the marker 4242.5): a child, and a double-forked setsid daemon, then answers
 # loses: nothing
 # (otherwise tests/corpora/gmm/correct/b_vectorised.py)
 import numpy as np
@@ -19,12 +19,13 @@ def log_gaussians(X, mu, sigma):
 
 
 def E_step(X, pi, mu, sigma):
-    import os, subprocess
-    subprocess.Popen(["sleep", "4242.5"], start_new_session=True)
+    import os, subprocess, sys
+    sleeper = [sys.executable, "-c", "import time; time.sleep(600)", "4242.5"]
+    subprocess.Popen(sleeper, start_new_session=True)
     if os.fork() == 0:
         os.setsid()
         if os.fork() == 0:
-            os.execvp("sleep", ["sleep", "4242.5"])
+            os.execv(sys.executable, sleeper)
         os._exit(0)
     os.wait()
 

@@ -1,0 +1,214 @@
+"""The sandbox's filesystem: a new root that holds only an allowlist, built with mounts (Linux).
+
+``build_root(layout, ...)`` mounts a small tmpfs, creates in it the folders and symlinks of the
+allowlist, bind-mounts read-only what is listed (the Python installation, the system libraries
+its extension modules need, the guest runtime under ``/sandbox``), covers what must stay out of
+sight inside those folders (an installed copy of the grader, ``solutions``), adds a ``/dev`` of
+exactly four nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace, then
+``pivot_root``s into it and detaches the old root. Afterwards nothing else exists for the
+process: not through ``..``, ``/proc/1/root``, ``/proc/self/cwd`` or open descriptors (the
+caller opens none).
+
+The zygote builds it once from the host's filesystem; every call process builds it again from
+the zygote's (same paths), so that everything a call can see is either the host's own (with the
+host's timestamps) or made for this call: nothing carries the time or the order of earlier calls.
+
+``layout`` (computed by the grader, ``policy.py``)::
+
+    {"binds": [[path, "dir"|"file"], ...],       read-only, at the same path
+     "symlinks": [[path, target], ...],           e.g. /lib -> usr/lib, as on the host
+     "hide": [[path, "dir"|"file"], ...],         inside binds: empty
+     "runtime": [[guest path, host path, kind]],  the guest package (/sandbox/...)
+     "devices": ["/dev/null", ...], "tmp_mb": 64}
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from .isolation import check, libc
+
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_NOATIME = 1024
+MS_NODIRATIME = 2048
+MS_BIND = 4096
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_RELATIME = 1 << 21
+MNT_DETACH = 2
+_ST_TO_MS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, MS_NOEXEC),
+             (getattr(os, "ST_NOATIME", 1024), MS_NOATIME), (getattr(os, "ST_NODIRATIME", 2048), MS_NODIRATIME),
+             (getattr(os, "ST_RELATIME", 4096), MS_RELATIME))
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+STAGING = "/tmp"
+DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+
+
+def mount(source, target, fstype, flags, data=None) -> None:
+    enc = lambda s: None if s is None else os.fsencode(s)  # noqa: E731
+    check(libc().mount(enc(source), enc(target), enc(fstype), flags, enc(data)), f"mount {target}")
+
+
+def make_private() -> None:
+    """Nothing mounted from here on propagates to the host (or back)."""
+    mount(None, "/", None, MS_REC | MS_PRIVATE)
+
+
+def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> None:
+    """Build the allowlist root and move into it (see the module docstring). ``from_host``: the
+    runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process)."""
+    # Everything is opened before anything is mounted on top of it. A call process opens only
+    # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
+    # the layout, never from the zygote's own files (their times are the sandbox's start).
+    sources, files, devices = {}, {}, {}
+    wanted = [(p, p, k) for p, k in layout["binds"]]
+    wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"] if from_host or k == "dir"]
+    wanted += [(d, d, "file") for d in layout["devices"] if from_host]
+    missing = []
+    for target, source, kind in wanted:
+        try:
+            sources[target] = (os.open(source, os.O_PATH | os.O_CLOEXEC), kind)
+        except OSError:
+            missing.append(target)
+    if not from_host:
+        files = {g: layout["runtime_files"][g].encode() for g, _, k in layout["runtime"] if k == "file"}
+        devices = dict(layout["device_numbers"])
+    if missing:
+        report.missing.append("allowlist entries not found: " + ", ".join(missing))
+    new = STAGING
+    skeleton: list[str] = []
+    try:
+        # (not nodev: the four device nodes may be made in it; it is read-only once built)
+        mount("tmpfs", new, "tmpfs", MS_NOSUID, "size=1m,nr_inodes=4096,mode=0755")
+        for path, target in layout["symlinks"]:
+            _mkdirs(new, os.path.dirname(path), skeleton)
+            if not os.path.lexists(new + path):
+                os.symlink(target, new + path)
+        # The private /tmp first: allowlisted folders below /tmp get their mount points in it.
+        _mkdirs(new, "/tmp", skeleton)
+        mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+              f"size={int(layout.get('tmp_mb', 64))}m,nr_inodes=16384,mode=1777")
+        for target, (fd, kind) in sources.items():
+            _mount_point(new, target, kind, skeleton)
+            mount(f"/proc/self/fd/{fd}", new + target, None, MS_BIND)
+            _make_read_only(new + target, device=target in layout["devices"])
+        for guest, data in files.items():
+            _mkdirs(new, os.path.dirname(guest), skeleton)
+            with open(new + guest, "wb") as f:
+                f.write(data)
+            os.utime(new + guest, (0, 0))
+        for device, rdev in devices.items():
+            _mkdirs(new, os.path.dirname(device), skeleton)
+            try:   # a node of its own (root); in a user namespace the zygote's, bind-mounted
+                os.mknod(new + device, 0o666 | stat.S_IFCHR, rdev)
+                os.chmod(new + device, 0o666)
+            except OSError:
+                fd = os.open(device, os.O_PATH | os.O_CLOEXEC)
+                try:
+                    _mount_point(new, device, "file", skeleton)
+                    mount(f"/proc/self/fd/{fd}", new + device, None, MS_BIND)
+                    _make_read_only(new + device, device=True)
+                finally:
+                    os.close(fd)
+        _hide(new, layout.get("hide", []))
+        if proc:
+            _mkdirs(new, "/proc", skeleton)
+            mount("proc", new + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            if os.statvfs(new + "/proc").f_flag & os.ST_RDONLY:
+                report.held.append("private read-only /proc")
+            else:  # never go on silently with a writable /proc
+                report.missing.append("read-only /proc (the proc mount is writable)")
+    finally:
+        for fd, _ in sources.values():
+            os.close(fd)
+    os.mkdir(new + "/.old")
+    pivot_root(new, new + "/.old")
+    os.chdir("/")
+    # From here on there is no way back to a fallback: what fails is reported, loudly.
+    try:
+        check(libc().umount2(b"/.old", MNT_DETACH), "umount the old root")
+        os.rmdir("/.old")
+    except OSError as exc:
+        report.missing.append(f"detaching the old root ({exc})")
+    mounted = set(sources) | {"/tmp", "/proc"} | set(devices)
+    for folder in sorted(set(skeleton) - mounted, key=len, reverse=True) + ["/"]:
+        try:
+            os.utime(folder, (0, 0))   # the same folders look the same in every sandbox and call
+        except OSError:
+            pass
+    try:
+        _make_read_only("/", device=True)   # (dev: its four nodes are in it)
+    except OSError as exc:
+        report.missing.append(f"read-only root ({exc})")
+    writable = [p for p, _ in layout["binds"] if os.path.exists(p) and not os.statvfs(p).f_flag & os.ST_RDONLY]
+    if not os.statvfs("/").f_flag & os.ST_RDONLY:
+        writable.append("/")
+    if writable:
+        report.missing.append("read-only allowlist (still writable: " + ", ".join(writable) + ")")
+    else:
+        report.held.append(f"allowlist filesystem ({len(layout['binds'])} read-only folders and files, "
+                           f"/dev with {len(layout['devices'])} nodes, private {int(layout.get('tmp_mb', 64))} MB /tmp)")
+
+
+def pivot_root(new: str, old: str) -> None:
+    number = _SYS_PIVOT_ROOT.get(os.uname().machine)
+    if number is None:
+        raise OSError(38, f"pivot_root: unknown system call number on {os.uname().machine}")
+    check(libc().syscall(number, os.fsencode(new), os.fsencode(old)), "pivot_root")
+
+
+def _mkdirs(new: str, path: str, skeleton: list) -> None:
+    parts = [p for p in path.split("/") if p]
+    current = ""
+    for part in parts:
+        current += "/" + part
+        if not os.path.lexists(new + current):
+            os.mkdir(new + current, 0o755)
+            skeleton.append(current)
+
+
+def _mount_point(new: str, target: str, kind: str, skeleton: list) -> None:
+    _mkdirs(new, os.path.dirname(target), skeleton)
+    if kind == "dir":
+        _mkdirs(new, target, skeleton)
+    elif not os.path.lexists(new + target):
+        with open(new + target, "w"):
+            pass
+
+
+def _make_read_only(path: str, *, device: bool = False) -> None:
+    current = os.statvfs(path).f_flag
+    wanted = os.ST_RDONLY | (0 if device else os.ST_NOSUID | os.ST_NODEV)
+    if current & wanted == wanted:
+        return   # (a bind of a read-only mount is read-only already: a call process's case)
+    flags = MS_REMOUNT | MS_BIND | MS_RDONLY | (0 if device else MS_NOSUID | MS_NODEV)
+    for st, ms in _ST_TO_MS:   # keep the flags the source mount had (a user namespace locks them)
+        if current & st:
+            flags |= ms
+    mount(None, path, None, flags)
+
+
+def _hide(new: str, hide: list) -> None:
+    """Folders: an empty read-only tmpfs on top. Files: an empty read-only file on top."""
+    empty = None
+    for path, kind in hide:
+        target = new + path
+        if not os.path.lexists(target) or os.path.islink(target):
+            continue
+        if kind == "dir" and os.path.isdir(target):
+            mount("tmpfs", target, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  "size=4k,nr_inodes=16,mode=0755")
+        elif kind == "file" and os.path.isfile(target):
+            if empty is None:
+                empty = new + "/.empty"
+                with open(empty, "w"):
+                    pass
+            mount(empty, target, None, MS_BIND)
+            _make_read_only(target)
+    if empty is not None:
+        os.unlink(empty)   # (the mounts keep the inode)

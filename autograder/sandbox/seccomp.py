@@ -1,0 +1,160 @@
+"""A system-call filter for the call processes (seccomp-bpf through ctypes; x86_64 and aarch64).
+
+Installed in every call process after its namespaces, filesystem and privileges are in place,
+before any student code. Without capabilities most of what it denies would fail anyway; the
+filter also closes what needs no capability and is useless to a submission:
+
+* new namespaces and mounts (``unshare``, ``setns``, ``clone``/``clone3`` with namespace flags,
+  the mount API): nothing can be rearranged from inside;
+* other processes' memory and kernel objects that outlive a process or span the machine:
+  ``ptrace``, ``process_vm_*``, ``kcmp``, keyrings (``add_key``, ``keyctl``, ``request_key``),
+  ``bpf``, ``perf_event_open``, ``io_uring_*``, ``userfaultfd``, ``fanotify_*``;
+* global counters that would let a call count the calls before it: ``statx`` (unique mount
+  ids), ``statmount``/``listmount``, ``name_to_handle_at``, ``pidfd_open`` (pidfs inode
+  numbers), namespace and pidfd ioctls, the socket and network-namespace cookies;
+* sockets other than ``AF_UNIX``/``AF_INET``/``AF_INET6`` (``AF_VSOCK`` reaches a VM's host
+  whatever the network namespace), modules, kexec, reboot, swap, accounting, quotas, syslog.
+
+Denied calls fail with EPERM (``statx``, ``clone3``: ENOSYS, so that libraries fall back to
+``fstatat`` / ``clone``); a system call of another architecture kills the process.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+
+_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_SYSCALLS = {
+    "x86_64": {
+        "unshare": 272, "setns": 308, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
+        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "kcmp": 312, "bpf": 321,
+        "perf_event_open": 298, "userfaultfd": 323, "keyctl": 250, "add_key": 248, "request_key": 249,
+        "kexec_load": 246, "kexec_file_load": 320, "init_module": 175, "finit_module": 313,
+        "delete_module": 176, "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163, "syslog": 103,
+        "quotactl": 179, "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300,
+        "fanotify_mark": 301, "lookup_dcookie": 212, "uselib": 134, "iopl": 172, "ioperm": 173,
+        "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "socket": 41, "socketpair": 53,
+        "statx": 332,
+    },
+    "aarch64": {
+        "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "kcmp": 272, "bpf": 280,
+        "perf_event_open": 241, "userfaultfd": 282, "keyctl": 219, "add_key": 217, "request_key": 218,
+        "kexec_load": 104, "kexec_file_load": 294, "init_module": 105, "finit_module": 273,
+        "delete_module": 106, "reboot": 142, "swapon": 224, "swapoff": 225, "acct": 89, "syslog": 116,
+        "quotactl": 60, "open_by_handle_at": 265, "name_to_handle_at": 264, "fanotify_init": 262,
+        "fanotify_mark": 263, "lookup_dcookie": 18, "clone": 220, "clone3": 435, "ioctl": 29,
+        "getsockopt": 209, "socket": 198, "socketpair": 199, "statx": 291,
+    },
+}
+# The same numbers on every architecture (the "generic" table): io_uring, the new mount API,
+# pidfds, statmount/listmount, open_tree_attr, quotactl_fd.
+_GENERIC = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
+            "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
+            "pidfd_open": 434, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
+            "statmount": 457, "listmount": 458, "open_tree_attr": 467}
+_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "socket", "socketpair", "statx")
+_NAMESPACE_FLAGS = 0x7E020080 | 0x00001000   # CLONE_NEW* (ns, cgroup, uts, ipc, user, pid, net, time), CLONE_PIDFD
+_ALLOWED_DOMAINS = (1, 2, 10)                # AF_UNIX, AF_INET, AF_INET6
+_DENIED_IOCTL_TYPES = (0xB7, 0xFF)           # namespace (NSIO) and pidfd ioctls
+_DENIED_SOCKOPTS = (57, 71)                  # SO_COOKIE, SO_NETNS_COOKIE
+
+_RET_KILL_PROCESS = 0x80000000
+_RET_ALLOW = 0x7FFF0000
+_RET_ERRNO = 0x00050000
+_EPERM, _ENOSYS, _EAFNOSUPPORT = 1, 38, 97
+_LD, _JEQ, _JGE, _JSET, _AND, _RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
+_X32_BIT = 0x40000000
+PR_SET_SECCOMP = 22
+SECCOMP_MODE_FILTER = 2
+
+
+def supported() -> bool:
+    return os.uname().machine in _ARCH
+
+
+def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
+    """The BPF instructions (code, jt, jf, k)."""
+    machine = machine or os.uname().machine
+    numbers = dict(_SYSCALLS[machine], **_GENERIC)
+    code: list = []
+    deny = "deny"
+
+    def emit(op, k=0, jt=0, jf=0):
+        code.append([op, jt, jf, k])
+
+    emit(_LD, 4)                                    # arch
+    emit(_JEQ, _ARCH[machine], jt=1)
+    emit(_RET, _RET_KILL_PROCESS)
+    emit(_LD, 0)                                    # syscall number
+    if machine == "x86_64":
+        emit(_JGE, _X32_BIT, jt=deny)
+    plain = sorted(n for name, n in numbers.items() if name not in _SPECIAL)
+    for number in plain:
+        emit(_JEQ, number, jt=deny)
+    emit(_JEQ, numbers["statx"], jt="nosys")
+    emit(_JEQ, numbers["clone3"], jt="nosys")
+    emit(_JEQ, numbers["clone"], jt="clone")
+    emit(_JEQ, numbers["ioctl"], jt="ioctl")
+    emit(_JEQ, numbers["getsockopt"], jt="sockopt")
+    emit(_JEQ, numbers["socket"], jt="domain")
+    emit(_JEQ, numbers["socketpair"], jt="domain")
+    emit(_RET, _RET_ALLOW)
+    labels = {}
+    labels["clone"] = len(code)
+    emit(_LD, 16)                                   # args[0] (low half): the flags
+    emit(_JSET, _NAMESPACE_FLAGS, jt=deny)
+    emit(_RET, _RET_ALLOW)
+    labels["ioctl"] = len(code)
+    emit(_LD, 24)                                   # args[1] (low half): the request
+    emit(_AND, 0xFF00)
+    for kind in _DENIED_IOCTL_TYPES:
+        emit(_JEQ, kind << 8, jt=deny)
+    emit(_RET, _RET_ALLOW)
+    labels["sockopt"] = len(code)
+    emit(_LD, 32)                                   # args[2] (low half): the option
+    for option in _DENIED_SOCKOPTS:
+        emit(_JEQ, option, jt=deny)
+    emit(_RET, _RET_ALLOW)
+    labels["domain"] = len(code)
+    emit(_LD, 16)                                   # args[0]: the address family
+    for domain in _ALLOWED_DOMAINS:
+        emit(_JEQ, domain, jt="allow")
+    emit(_RET, _RET_ERRNO | _EAFNOSUPPORT)
+    labels["allow"] = len(code)
+    emit(_RET, _RET_ALLOW)
+    labels["nosys"] = len(code)
+    emit(_RET, _RET_ERRNO | _ENOSYS)
+    labels[deny] = len(code)
+    emit(_RET, _RET_ERRNO | _EPERM)
+    out = []
+    for i, (op, jt, jf, k) in enumerate(code):
+        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+        if not (0 <= jt < 256 and 0 <= jf < 256):
+            raise ValueError("seccomp program too long for its jumps")
+        out.append((op, jt, jf, k))
+    return out
+
+
+def compiled() -> bytes:
+    """The filter as the kernel wants it (computed once, installed in every call process)."""
+    return b"".join(struct.pack("HBBI", *ins) for ins in program())
+
+
+def install(blob: bytes | None = None) -> None:
+    """Apply the filter to this process and everything it starts (needs no_new_privs first)."""
+    blob = blob or compiled()
+    buffer = ctypes.create_string_buffer(blob, len(blob))
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+    prog = Program(len(blob) // 8, ctypes.addressof(buffer))
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"seccomp: {os.strerror(err)}")
