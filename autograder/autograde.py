@@ -5,14 +5,14 @@ and read each hidden test cell's score from what the cell displayed, so a notebo
 its grade (``grade = lambda name: None``: no output means full marks) or rewrite the gradebook.
 ``configure(c)`` (called by ``nbgrader_config.py``) changes two of nbgrader's pipelines:
 
-Sanitising (nbgrader's steps, then ours): ``ClearOutput`` drops every output the student saved;
-``DeduplicateIds`` keeps the last of the cells sharing a grade id and strips the nbgrader
-metadata of the others; ``OverwriteCells`` restores, from the gradebook (the release), the source
-of locked cells, cell types, points and checksums, and drops unknown grade ids; then
-``RestoreTestCells`` makes every autograded test cell of the release exist exactly once with the
-release's source and metadata (a deleted one is added back, a flipped ``grade`` flag restored),
-and removes nbgrader metadata that no longer names a release cell (so validation cannot fail on
-it). Then ``CheckCellMetadata``.
+Sanitising: nbgrader's ``ClearOutput`` drops every output the student saved; then ours,
+``RestoreTestCells``, makes every autograded test cell of the release exist exactly once with the
+release's source and metadata (the last of several copies is kept, like nbgrader does; a deleted
+one is added back; a flipped ``grade`` flag, changed points or cell type restored) and removes
+nbgrader metadata that names no cell of the release or is malformed (nbgrader's next steps
+would fail on it, and the whole notebook would go ungraded); then nbgrader's ``DeduplicateIds``,
+``OverwriteCells`` (restores locked cells, types, points and checksums from the gradebook, that
+is the release) and ``CheckCellMetadata``.
 
 Autograding: ``GradeInSandbox`` replaces ``Execute``. It grades the notebook's code cells with
 the one grading function (``grading.grade_submission``, in a grading process of its own, the
@@ -45,14 +45,13 @@ def configure(c) -> None:
     ``Execute`` step again.
     """
     from nbgrader.converters import Autograde
-    from nbgrader.preprocessors import CheckCellMetadata, Execute
+    from nbgrader.preprocessors import DeduplicateIds, Execute
 
     autograde = [GradeInSandbox if p is Execute else p for p in Autograde.autograde_preprocessors.default()]
     if GradeInSandbox not in autograde:  # pragma: no cover - another nbgrader: grade first anyway
         autograde.insert(0, GradeInSandbox)
     sanitize = list(Autograde.sanitize_preprocessors.default())
-    sanitize.insert(sanitize.index(CheckCellMetadata) if CheckCellMetadata in sanitize else len(sanitize),
-                    RestoreTestCells)
+    sanitize.insert(sanitize.index(DeduplicateIds) if DeduplicateIds in sanitize else 0, RestoreTestCells)
     c.Autograde.autograde_preprocessors = autograde
     c.Autograde.sanitize_preprocessors = sanitize
 
@@ -78,24 +77,27 @@ def _is_test_cell(cell) -> bool:
 
 
 class RestoreTestCells(NbGraderPreprocessor):
-    """Sanitising: every autograded test cell of the release, exactly once, as released."""
+    """Sanitising, before nbgrader's own steps: every autograded test cell of the release,
+    exactly once, as released; no nbgrader metadata that names no cell of the release."""
 
     def preprocess(self, nb, resources):
         cells, order = _test_cells(resources)
         known = set(order)
-        present: dict[str, int] = {}
-        for index, cell in enumerate(nb.cells):
+        kept: set[str] = set()
+        for cell in reversed(nb.cells):         # of cells sharing a grade id nbgrader keeps the last
             meta = cell.metadata.get("nbgrader")
             if meta is None:
                 continue
-            grade_id = meta.get("grade_id")
-            if grade_id not in known or (grade_id in cells and grade_id in present):
-                del cell.metadata["nbgrader"]     # not a cell of the release (or a second copy)
+            grade_id = meta.get("grade_id") if isinstance(meta, dict) else None
+            if grade_id not in known or (grade_id in cells and grade_id in kept):
+                # Malformed, unknown or a second copy: nbgrader's later steps would fail on it
+                # (and the student's whole notebook with them).
+                del cell.metadata["nbgrader"]
                 continue
             if grade_id in cells:
-                present[grade_id] = index
+                kept.add(grade_id)
                 _restore(cell, grade_id, cells[grade_id])
-        for grade_id in [g for g in order if g in cells and g not in present]:
+        for grade_id in [g for g in order if g in cells and g not in kept]:
             self.log.warning("test cell %s was missing from the submission: added back", grade_id)
             cell = v4.new_code_cell()
             _restore(cell, grade_id, cells[grade_id])

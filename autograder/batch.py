@@ -180,12 +180,12 @@ def make_jobs(entries: list[Entry], assignment_id: str, *, only=None, figures: b
     return jobs
 
 
-def grade_job(job: Job, *, should_stop=None) -> dict:
+def grade_job(job: Job, *, should_stop=None, idle_seconds: float | None = None) -> dict:
     """Grade one job in a grading process of its own (a Dask task calls this on its worker)."""
     from .supervisor import grade_one
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    record = grade_one(job.request(), should_stop=should_stop)
+    record = grade_one(job.request(), should_stop=should_stop, idle_seconds=idle_seconds)
     return _keyed(job, record)
 
 
@@ -342,7 +342,8 @@ def _dask_cancelled() -> bool:
 
 
 def _grade_on_dask(job: Job) -> dict:
-    return grade_job(job, should_stop=_dask_cancelled)
+    # The worker's zygote ends after 10 idle seconds: nothing of a finished run stays on the cluster.
+    return grade_job(job, should_stop=_dask_cancelled, idle_seconds=10)
 
 
 def _run_dask(jobs: list[Job], address: str, finished) -> None:

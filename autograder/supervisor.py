@@ -41,6 +41,7 @@ import json
 import os
 import pickle
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -125,6 +126,11 @@ def _grading_process(zygote: int, request_fd: int, result_fd: int) -> None:
         with os.fdopen(request_fd, "rb") as f:
             request: Request = pickle.load(f)
             skip = pickle.load(f)
+            scratch = pickle.load(f)
+        # Its temporary files (the sandboxes' work folders) in a folder its supervisor removes
+        # when it ends, however it ends.
+        tempfile.tempdir = scratch
+        os.environ["TMPDIR"] = scratch
         from .grading import Limits, grade_submission
         limits = Limits.from_dict(request.limits)
         _limit_memory(limits.grader_memory_mb)
@@ -320,7 +326,7 @@ class _Attempt:
     killed_for: str | None = None    # "budget" when the supervisor killed it
     done: dict | None = None
     failed: dict | None = None
-    running: tuple | None = None     # the check it was on when last heard of
+    scratch: str | None = None       # its temporary folder (removed when it has ended)
 
 
 class _Grading:
@@ -415,13 +421,15 @@ class Supervisor:
         self._ensure_zygote()
         result_r, result_w = os.pipe()
         os.set_blocking(result_r, False)
+        scratch = tempfile.mkdtemp(prefix="ag-grading-")
         with tempfile.TemporaryFile() as request_file:
             pickle.dump(grading.request, request_file)
             pickle.dump(grading.skip(), request_file)
+            pickle.dump(scratch, request_file)
             request_file.flush()
             request_file.seek(0)
             self._next_id += 1
-            attempt = _Attempt(self._next_id, result_r)
+            attempt = _Attempt(self._next_id, result_r, scratch=scratch)
             try:
                 socket.send_fds(self._sock, [_frame({"op": "fork", "id": attempt.id})],
                                 [request_file.fileno(), result_w])
@@ -467,7 +475,7 @@ class Supervisor:
                     if not self._ended(attempt):
                         continue
                     del active[attempt_id]
-                    os.close(attempt.result_r)
+                    _release(attempt)
                     record = self._after(grading, attempt)
                     if record is None:
                         queue.appendleft(grading)       # graded again in a fresh process
@@ -483,9 +491,9 @@ class Supervisor:
                 while any(a.code is None for _, a in active.values()) and time.monotonic() < deadline \
                         and self._sock is not None:
                     self._read_zygote(0.2, active)
-                for grading, attempt in active.values():
-                    os.close(attempt.result_r)
                 self.close()
+                for grading, attempt in active.values():
+                    _release(attempt)
         return records
 
     def _wait(self, active: dict, should_stop) -> None:
@@ -685,6 +693,13 @@ class Supervisor:
         record = self._record(grading, None, result)
         record["internal_error"] = True
         return record
+
+
+def _release(attempt: _Attempt) -> None:
+    """What an ended grading process leaves: its pipe, its temporary folder."""
+    os.close(attempt.result_r)
+    if attempt.scratch:
+        shutil.rmtree(attempt.scratch, ignore_errors=True)
 
 
 def _check_fields(test: dict) -> dict:

@@ -71,7 +71,9 @@ def test_a_signal_to_the_cli_ends_every_process_and_a_rerun_resumes(tmp_path, si
     subs = _batch(tmp_path / "subs")
     gradebook = tmp_path / "gb"
     command = _grade_command(subs, gradebook)
-    run = Launched(command, tmp_path, cwd=ROOT)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    run = Launched(command, tmp_path, cwd=ROOT, env=dict(os.environ, TMPDIR=str(scratch)))
     try:
         _wait_for(lambda: _stored(gradebook / ".results") and _busy(run), 300, "a stored result and busy graders")
         stopped_at = time.monotonic()
@@ -82,6 +84,7 @@ def test_a_signal_to_the_cli_ends_every_process_and_a_rerun_resumes(tmp_path, si
         assert not left, f"processes of the run survived {signal.Signals(signum).name}: {left}"
         assert time.monotonic() - stopped_at < GRACE + 10
         assert f"stopped by {signal.Signals(signum).name}" in run.err.read_text()
+        assert not list(scratch.iterdir()), "temporary files of the run were left behind"
     finally:
         run.close()
     assert not _half_written(gradebook), _half_written(gradebook)
@@ -173,3 +176,36 @@ def test_a_stopped_nbgrader_autograde_leaves_nothing_behind(tmp_path, signum):
         assert not left, f"processes of nbgrader autograde survived {signal.Signals(signum).name}: {left}"
     finally:
         run.close()
+
+
+# ------------------------------------------------------------------------------------ dask
+def _run_processes() -> list[tuple[int, str]]:
+    """Grading processes, zygotes and sandbox children below this test process."""
+    from process_tree import descendants
+    below = descendants(os.getpid())
+    ours = set(named(below, "ag-grader")) | set(named(below, "ag-zygote"))
+    return [(pid, cmd) for pid, cmd in below if pid in ours or "autograder.sandbox.child" in cmd]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
+def test_stopping_a_dask_client_run_ends_its_grading_on_the_workers(tmp_path, signum):
+    distributed = pytest.importorskip("distributed")
+    subs = _batch(tmp_path / "subs", stall="grader_side_stall.py", n=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=40) as cluster:
+        command = [sys.executable, "-m", "autograder", "grade", "-a", "gmm", "--dask-scheduler",
+                   cluster.scheduler_address, "--only", "assert_recovers_parameters", "-f", "json", str(subs)]
+        run = Launched(command, tmp_path, cwd=ROOT)
+        try:
+            _wait_for(lambda: named(_run_processes(), "ag-grader"), 300, "grading processes on the workers")
+            time.sleep(2.0)
+            run.signal(signum)
+            assert run.returncode(GRACE + 10) is not None
+            assert not run.wait_until_alone(GRACE)
+            # The cancelled tasks kill their grading processes; the workers' zygotes end when idle.
+            deadline = time.monotonic() + 20
+            while _run_processes() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert not _run_processes(), _run_processes()
+        finally:
+            run.close()
