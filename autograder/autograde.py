@@ -100,6 +100,8 @@ class RestoreTestCells(NbGraderPreprocessor):
         for grade_id in [g for g in order if g in cells and g not in kept]:
             self.log.warning("test cell %s was missing from the submission: added back", grade_id)
             cell = v4.new_code_cell()
+            if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) < (4, 5):
+                cell.pop("id", None)        # cell ids exist from nbformat 4.5 on
             _restore(cell, grade_id, cells[grade_id])
             earlier = set(order[:order.index(grade_id)])
             at = len(nb.cells)      # after the last cell of the release that comes before it

@@ -72,6 +72,23 @@ def test_student_ids_from_an_nbgrader_tree_and_from_files(tmp_path):
     assert [e.student for e in batch.discover([loose], "gmm")] == ["x/gmm", "y/gmm", "zoe"]
 
 
+# ------------------------------------------------------------------------------------ one grading path
+def test_a_grading_process_grades_exactly_like_the_grading_function(tmp_path):
+    """``supervisor.grade_one`` (what every adapter uses) is ``grading.grade_submission`` in a
+    process of its own: the same result, check by check, whether it gets a file, bytes or cells."""
+    from autograder.grading import grade_submission
+    from autograder.loading.reading import read_code_cells
+    from autograder.supervisor import Request, grade_one
+    only = ("E_step", "log_likelihood")
+    direct = grade_submission(CORRECT, "gmm", only=only, label="x").result.to_dict()
+    from_bytes = grade_one(Request("gmm", "x", data=CORRECT.read_bytes(), suffix=".py", only=only))
+    from_cells = grade_one(Request("gmm", "x", cells=tuple(read_code_cells(CORRECT)), only=only))
+    for record in (from_bytes, from_cells):
+        assert {k: v for k, v in record["result"].items() if k != "notes"} == direct
+        assert record["process"]["attempts"] == 1 and not record["process"]["deaths"]
+        assert 0 < record["process"]["peak_mb"] < 2048
+
+
 # ------------------------------------------------------------------------------------ gradebook
 @pytest.mark.slow
 def test_gradebook_csv_json_and_html_reports_with_pictures(tmp_path):
