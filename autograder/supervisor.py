@@ -324,6 +324,9 @@ class _Attempt:
     eof_at: float | None = None
     code: int | None = None          # exit code (negative: killed by that signal); None: not known yet
     killed_for: str | None = None    # "budget" when the supervisor killed it
+    kill_wanted: bool = False
+    kill_sent: bool = False
+    exited_at: float | None = None
     done: dict | None = None
     failed: dict | None = None
     scratch: str | None = None       # its temporary folder (removed when it has ended)
@@ -441,9 +444,12 @@ class Supervisor:
         return attempt
 
     def _kill(self, attempt: _Attempt) -> None:
-        if attempt.pid is not None and self._sock is not None and attempt.code is None:
+        """Ask the zygote to kill it (again after the zygote has told its pid, if need be)."""
+        attempt.kill_wanted = True
+        if attempt.pid is not None and self._sock is not None and attempt.code is None and not attempt.kill_sent:
             try:
                 self._sock.sendall(_frame({"op": "kill", "pid": attempt.pid}))
+                attempt.kill_sent = True
             except OSError:
                 pass
 
@@ -506,6 +512,7 @@ class Supervisor:
         for grading, attempt in active.values():
             if attempt.killed_for is None and now >= grading.deadline:
                 attempt.killed_for = "budget"
+            if attempt.killed_for is not None or attempt.kill_wanted:
                 self._kill(attempt)
         if should_stop is not None and should_stop():
             raise Stopped(reason="the run was cancelled")
@@ -541,7 +548,7 @@ class Supervisor:
             elif message["op"] == "exited":
                 for _, attempt in active.values():
                     if attempt.pid == message["pid"]:
-                        attempt.code = message["code"]
+                        attempt.code, attempt.exited_at = message["code"], time.monotonic()
 
     def _zygote_died(self, active: dict) -> None:
         """The zygote is gone (and with it every grading process): start the gradings again."""
@@ -593,9 +600,12 @@ class Supervisor:
 
     @staticmethod
     def _ended(attempt: _Attempt) -> bool:
+        """Its pipe is closed and its exit status known (or one of them is overdue)."""
+        now = time.monotonic()
         if attempt.eof_at is None:
-            return False
-        return attempt.code is not None or time.monotonic() - attempt.eof_at > EXIT_WAIT_SECONDS
+            # A process it forked (not exec'd) may still hold the pipe: do not wait for it forever.
+            return attempt.exited_at is not None and now - attempt.exited_at > EXIT_WAIT_SECONDS
+        return attempt.code is not None or now - attempt.eof_at > EXIT_WAIT_SECONDS
 
     # ----------------------------------------------------------------------------- after a process ended
     def _after(self, grading: _Grading, attempt: _Attempt) -> dict | None:

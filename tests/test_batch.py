@@ -201,7 +201,9 @@ def test_a_killed_grading_process_loses_nothing(tmp_path):
         deadline = time.monotonic() + 300
         while not _stored(gradebook / ".results") and time.monotonic() < deadline:
             time.sleep(0.02)
-        graders = named(run.descendants(), "ag-grader")   # busy with the rest of the batch
+        graders = []
+        while not graders and time.monotonic() < deadline:   # one busy with the rest of the batch
+            graders = named(run.descendants(), "ag-grader")
         assert graders, "no grading process found"
         os.kill(graders[0], signal.SIGKILL)
         assert run.returncode(600) == 0, run.err.read_text()
@@ -317,7 +319,7 @@ def hostile_batch(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hostile")
     before = {p.name: p.read_bytes() for p in HOSTILE.iterdir()}
     started = time.monotonic()
-    done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--max-submission-seconds", "30", "--no-figures",
+    done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--max-submission-seconds", "60", "--no-figures",
                 "-f", "json", "--gradebook", tmp / "gb", HOSTILE, timeout=1200)
     return {"done": done, "before": before, "gradebook": tmp / "gb", "seconds": time.monotonic() - started}
 
@@ -356,8 +358,8 @@ def test_hostile_submissions_change_nothing_outside_their_sandbox(hostile_batch)
     stored = [json.loads(p.read_text()) for p in (gradebook / ".results").rglob("*.json")]
     assert len(stored) == len(hostile_batch["before"])
     assert all(set(r) >= {"key", "result"} and r["result"]["max_score"] == GMM.points() for r in stored)
-    # On time: no grading outlived its budget (30 s of calls + 30 s to load + 30 s of slack).
-    assert max(r["seconds"] for r in stored) <= 90 + 10, sorted(r["seconds"] for r in stored)[-3:]
+    # On time: no grading outlived its budget (60 s of calls + 30 s to load + 30 s of slack).
+    assert max(r["seconds"] for r in stored) <= 120 + 10, sorted(r["seconds"] for r in stored)[-3:]
     with open(gradebook / "gradebook.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(hostile_batch["before"])
     print(f"hostile corpus: {len(stored)} submissions in {hostile_batch['seconds']:.0f} s")
