@@ -171,7 +171,7 @@ class GradeInSandbox(NbGraderPreprocessor):
             function = grade_id[len("test_"):] if grade_id.startswith("test_") else None
             if function in functions:
                 score, maximum = scores.get(function, (0.0, assignment.points(function)))
-                awarded = score * points / maximum if maximum else 0.0
+                awarded = score if maximum == points else score * points / maximum if maximum else 0.0
                 html, text = _report(result, function, awarded, points, scaled=maximum != points)
             else:
                 awarded = 0.0
