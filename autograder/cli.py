@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="stop any call of a student's function after S seconds (default: each check's own limit)")
     grade.add_argument("--max-submission-seconds", type=float, default=0.0, metavar="S",
                        help="time for all calls of one submission together (default: 300); its whole grading is "
-                            "stopped after S plus the load time and a minute of slack")
+                            "stopped after S plus 30 s to load and 30 s of slack")
     grade.add_argument("paths", nargs="+", metavar="PATH")
     gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
     gradescope.add_argument("--assignment", "-a", required=True)

@@ -56,14 +56,9 @@ class Limits(SandboxLimits):
         names = {f.name for f in dataclasses.fields(SandboxLimits)}
         return SandboxLimits(**{name: getattr(self, name) for name in names})
 
-    def to_dict(self) -> dict:
-        """The fields that differ from the defaults (part of a job's key)."""
-        default = Limits()
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                if getattr(self, f.name) != getattr(default, f.name)}
-
     @classmethod
     def from_dict(cls, values: dict | None) -> "Limits":
+        """From a job's ``limits`` (field name -> value; unknown names are ignored)."""
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in (values or {}).items() if k in known})
 
