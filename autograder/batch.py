@@ -1,4 +1,4 @@
-"""Grading many submissions: discovery, a resumable result store, a process pool or Dask.
+"""Grading many submissions: discovery, a resumable result store, grading processes or Dask.
 
 ``python -m autograder grade --assignment A [--jobs N] [--gradebook DIR] PATH...`` goes through
 ``run``:
@@ -275,6 +275,7 @@ class Progress:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+            self.enabled = False
 
 
 # ------------------------------------------------------------------------------------ running

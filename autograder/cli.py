@@ -103,9 +103,13 @@ def _grade(args) -> int:
     workers = args.jobs if args.jobs is not None else max(1, min(os.cpu_count() or 1, len(jobs)))
     log = lambda text: print(("\n" if show else "") + text, file=sys.stderr)  # noqa: E731
     try:
-        with stop_on_signals():
+        with stop_on_signals():   # until the gradebook is written: no half-written file either
             records = batch.run(jobs, workers=workers, store=store, scheduler=args.dask_scheduler,
                                 progress=progress, log=log)
+            progress.close()
+            results = batch.results_of(jobs, records)
+            if args.gradebook:
+                batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
     except KeyboardInterrupt as exc:
         progress.close()
         signum = getattr(exc, "signum", None) or signal.SIGINT
@@ -113,10 +117,6 @@ def _grade(args) -> int:
         print(f"stopped by {signal.Signals(signum).name} after {progress.done} of {len(jobs)} submission(s){done}. "
               "Run the same command again to continue.", file=sys.stderr)
         return 128 + signum
-    progress.close()
-    results = batch.results_of(jobs, records)
-    if args.gradebook:
-        batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
     if args.format == "json":
         report = gradebook.to_json(results)
     elif args.format == "csv":
