@@ -1,4 +1,4 @@
-"""Grading many submissions: discovery, a resumable result store, a process pool or Dask.
+"""Grading many submissions: discovery, a resumable result store, grading processes or Dask.
 
 ``python -m autograder grade --assignment A [--jobs N] [--gradebook DIR] PATH...`` goes through
 ``run``:
@@ -13,11 +13,12 @@
    written atomically: temporary file, fsync, rename). A batch that is interrupted, or whose
    worker dies, is resumed by running the same command again: finished jobs are read back, the
    others are graded. Two students who hand in the same bytes are graded once.
-4. ``grade_job`` runs anywhere (in this process, a local ``spawn`` process pool, a Dask worker):
-   load, sandbox, checks, and optionally the assignment's pictures (``reporting.figures``).
-   The local pool keeps at most ``jobs`` submissions in flight, so when a worker process dies
-   the jobs it may have held are known: they are retried (at most ``MAX_ATTEMPTS`` times) and
-   the batch goes on.
+4. Each job is graded in a grading process of its own (``autograder.supervisor``: forked from a
+   zygote that has the grader loaded, checks on its main thread, a memory limit, one wall-clock
+   budget), at most ``jobs`` at once, locally or inside a Dask task (``grade_job``). Finished
+   checks are streamed as they finish, so a grading process that dies (budget used up, the
+   host's OOM killer, a crash) costs only the checks of its own submission that had not
+   finished; nothing is charged to the others.
 5. ``write_gradebook`` writes ``gradebook.csv`` (one row per student), ``gradebook.json`` (the
    CLI's JSON contract), ``reports/<student>.html`` and ``index.html``.
 
@@ -33,17 +34,17 @@ import html
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
+import threading
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__
 
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
-MAX_ATTEMPTS = 3
 STORE_FOLDER = ".results"
 
 
@@ -111,6 +112,13 @@ class Job:
     limits: dict = field(default_factory=dict)
     unreadable: str | None = None
 
+    def request(self):
+        """What a grading process needs to grade this job (``supervisor.Request``)."""
+        from .supervisor import Request
+        return Request(self.assignment, self.label, data=self.data, suffix=self.suffix,
+                       unreadable=self.unreadable if self.data is None else None, only=self.only,
+                       figures=self.figures, hidden=self.hidden, limits=dict(self.limits))
+
 
 _fingerprints: dict[str, str] = {}
 
@@ -172,44 +180,17 @@ def make_jobs(entries: list[Entry], assignment_id: str, *, only=None, figures: b
     return jobs
 
 
-def grade_job(job: Job) -> dict:
-    """Grade one job; never raises for anything the submission does. Runs in any process."""
-    started = time.monotonic()
+def grade_job(job: Job, *, should_stop=None, idle_seconds: float | None = None) -> dict:
+    """Grade one job in a grading process of its own (a Dask task calls this on its worker)."""
+    from .supervisor import grade_one
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    from .assignments import get_assignment
-    from .engine import SubmissionResult, run_checks
-    from .engine.executors import SandboxExecutor
-    from .grading import reference_for
-    from .loading import Submission, load_submission_bytes
-    from .sandbox import Limits
+    record = grade_one(job.request(), should_stop=should_stop, idle_seconds=idle_seconds)
+    return _keyed(job, record)
 
-    pictures: list = []
-    isolation = None
-    try:
-        assignment = get_assignment(job.assignment)
-        reference = reference_for(job.assignment)
-        if job.data is None:
-            submission = Submission(path=job.label, error=f"cannot read the submission: {job.unreadable}")
-        else:
-            submission = load_submission_bytes(job.data, job.suffix, job.label)
-        with SandboxExecutor(submission, Limits(**job.limits), hidden=job.hidden) as executor:
-            result = run_checks(assignment, executor, reference=reference, submission=job.label,
-                                only=list(job.only) if job.only else None)
-            if job.figures and not submission.error and not result.error:
-                from .reporting.figures import render
-                pictures = render(job.assignment, executor, reference)
-            isolation = executor.sandbox.isolation
-        internal = False
-    except Exception:  # a grader bug must not take the batch down: report it on this submission
-        result = SubmissionResult(job.label, job.assignment, error="internal error in the grader:\n"
-                                  + traceback.format_exc(limit=5))
-        internal = True
-    payload = result.to_dict()
-    payload["notes"] = list(result.notes)
-    return {"key": job.key, "result": payload, "figures": pictures, "internal_error": internal,
-            "grader": fingerprint(job.assignment), "isolation": isolation,
-            "seconds": round(time.monotonic() - started, 3), "graded_at": time.time()}
+
+def _keyed(job: Job, record: dict) -> dict:
+    return dict(record, key=job.key, grader=fingerprint(job.assignment))
 
 
 # ------------------------------------------------------------------------------------ the store
@@ -235,6 +216,17 @@ class ResultStore:
         return record
 
     def put(self, record: dict) -> None:
+        """Write one record; a stopping signal waits until it is complete (never half a file)."""
+        blocked = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if main else None
+        try:
+            self._put(record)
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _put(self, record: dict) -> None:
         target = self.path(record["key"])
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=target.parent)
@@ -283,6 +275,7 @@ class Progress:
         if self.enabled:
             self.stream.write("\n")
             self.stream.flush()
+            self.enabled = False
 
 
 # ------------------------------------------------------------------------------------ running
@@ -317,12 +310,18 @@ def run(jobs: list[Job], *, workers: int = 1, store: ResultStore | None = None, 
     pending = list(todo.values())
     if scheduler:
         _run_dask(pending, scheduler, finished)
-    elif workers <= 1 or len(pending) <= 1:
-        for job in pending:
-            finished(job, grade_job(job))
-    else:
-        _run_pool(pending, workers, finished, log)
+    elif pending:
+        _run_local(pending, workers, finished, log)
     return [records[job.key] for job in jobs]
+
+
+def _run_local(jobs: list[Job], workers: int, finished, log) -> None:
+    """Up to ``workers`` grading processes at once (see ``autograder.supervisor``)."""
+    from .supervisor import Supervisor
+    preload = sorted({job.assignment for job in jobs}) + (["figures"] if any(j.figures for j in jobs) else [])
+    with Supervisor(preload=preload, log=log) as supervisor:
+        supervisor.run([job.request() for job in jobs], jobs=workers,
+                       on_done=lambda index, record: finished(jobs[index], _keyed(jobs[index], record)))
 
 
 def _worker_error(job: Job, message: str) -> dict:
@@ -332,74 +331,20 @@ def _worker_error(job: Job, message: str) -> dict:
     return {"key": job.key, "result": payload, "figures": [], "worker_error": True, "seconds": 0.0}
 
 
-def _run_pool(jobs: list[Job], workers: int, finished, log) -> None:
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    queue = list(reversed(jobs))
-    attempts: dict[str, int] = {}
-    context = multiprocessing.get_context("spawn")
-    while queue:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_init_worker)
-        in_flight: dict = {}
-        broken = False
-        try:
-            while queue or in_flight:
-                while queue and len(in_flight) < workers:
-                    future = pool.submit(grade_job, queue[-1])   # (a broken pool raises here: keep the job)
-                    in_flight[future] = queue.pop()
-                done, _ = wait(list(in_flight), return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = in_flight.pop(future)
-                    try:
-                        finished(job, future.result())
-                    except BrokenProcessPool:
-                        in_flight[future] = job
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - e.g. a result that failed to pickle
-                        finished(job, _worker_error(job, f"internal error in the grader: {type(exc).__name__}: {exc}"))
-        except BrokenProcessPool:
-            broken = True
-        except BaseException:
-            _terminate(pool)
-            raise
-        if broken:
-            lost = list(in_flight.values())
-            log(f"a grading process died while it held {len(lost)} submission(s); grading them again")
-            for job in lost:
-                attempts[job.key] = attempts.get(job.key, 0) + 1
-                if attempts[job.key] >= MAX_ATTEMPTS:
-                    finished(job, _worker_error(job, f"the grading process died {MAX_ATTEMPTS} times while "
-                                                     "grading this submission; it was not graded"))
-                else:
-                    queue.append(job)
-            _terminate(pool)
-        else:
-            pool.shutdown(wait=True)
+def _dask_cancelled() -> bool:
+    """True when this Dask task is no longer wanted (its client cancelled it or went away)."""
+    try:
+        from distributed import get_worker
+        from distributed.worker import thread_state
+        task = get_worker().state.tasks.get(thread_state.key)
+    except Exception:  # noqa: BLE001 - not in a Dask task, or another Dask: never stop for that
+        return False
+    return task is None or task.state in ("cancelled", "released", "forgotten")
 
 
-def _terminate(pool) -> None:
-    processes = list(getattr(pool, "_processes", {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        try:
-            process.kill()
-        except Exception:  # noqa: BLE001
-            pass
-    for process in processes:
-        try:
-            process.join(timeout=5)
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def _init_worker() -> None:
-    import signal
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
-    # Ctrl-C is the coordinator's business: it stops the pool (the workers' sandboxes die with them).
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _grade_on_dask(job: Job) -> dict:
+    # The worker's zygote ends after 10 idle seconds: nothing of a finished run stays on the cluster.
+    return grade_job(job, should_stop=_dask_cancelled, idle_seconds=10)
 
 
 def _run_dask(jobs: list[Job], address: str, finished) -> None:
@@ -408,19 +353,25 @@ def _run_dask(jobs: list[Job], address: str, finished) -> None:
     with Client(address) as client:
         futures = {}
         for job in jobs:
-            futures[client.submit(grade_job, job, key=f"grade-{job.key}", pure=False, retries=MAX_ATTEMPTS - 1)] = job
-        for future in as_completed(list(futures)):
-            job = futures[future]
-            try:
-                record = future.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after the retries
-                record = _worker_error(job, f"the Dask cluster could not grade this submission: "
-                                            f"{type(exc).__name__}: {exc}")
-            else:
-                if record.get("grader") != fingerprint(job.assignment):
-                    record = _worker_error(job, "the Dask worker runs a different version of the grader, "
-                                                "the checks or the reference than this machine")
-            finished(job, record)
+            # One retry: a lost worker is not the submission's doing (its grading process has its own).
+            futures[client.submit(_grade_on_dask, job, key=f"grade-{job.key}", pure=False, retries=1)] = job
+        try:
+            for future in as_completed(list(futures)):
+                job = futures[future]
+                try:
+                    record = future.result()
+                except Exception as exc:  # noqa: BLE001 - e.g. KilledWorker after the retries
+                    record = _worker_error(job, f"the Dask cluster could not grade this submission: "
+                                                f"{type(exc).__name__}: {exc}")
+                else:
+                    if record.get("grader") != fingerprint(job.assignment):
+                        record = _worker_error(job, "the Dask worker runs a different version of the grader, "
+                                                    "the checks or the reference than this machine")
+                finished(job, record)
+        except BaseException:
+            # Stopped: the workers' tasks see that they are cancelled and kill their grading processes.
+            client.cancel(list(futures), force=True)
+            raise
 
 
 # ------------------------------------------------------------------------------------ results
@@ -510,8 +461,15 @@ def _umask() -> int:
 def _write_atomic(path: Path, text: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    os.chmod(tmp, 0o666 & ~_umask())
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     return path

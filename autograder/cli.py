@@ -5,13 +5,16 @@ reports/<student>.html, and a result store that makes a rerun resume), ``--dask-
 ``python -m autograder gradescope --assignment gmm [--out DIR]`` writes a Gradescope autograder zip.
 
 Exit status 0 whenever grading happened, however badly the students did; 2 on a usage error;
-130 when interrupted (run the same command again to continue).
+128 + the signal's number when stopped by SIGINT (130), SIGTERM (143) or SIGHUP (129): every
+process the run started is ended first, and finished results are kept (run the same command
+again to continue).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -43,11 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
     grade.add_argument("--max-call-seconds", type=float, default=0.0, metavar="S",
                        help="stop any call of a student's function after S seconds (default: each check's own limit)")
     similarity_cli.add_grade_options(grade)
+    grade.add_argument("--max-submission-seconds", type=float, default=0.0, metavar="S",
+                       help="time for all calls of one submission together (default: 300); its whole grading is "
+                            "stopped after S plus 30 s to load and 30 s of slack")
     grade.add_argument("paths", nargs="+", metavar="PATH")
     gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
     gradescope.add_argument("--assignment", "-a", required=True)
     gradescope.add_argument("--out", "-o", default=".", help="folder for the zip (default: .)")
-    sub.add_parser("serve", help="grade requests from stdin (used by nbgrader's hidden test cells)")
     similarity_cli.add_parser(sub)
     return parser
 
@@ -58,9 +63,6 @@ def main(argv: list[str] | None = None) -> int:
         return _grade(args)
     if args.command == "similarity":
         return similarity_cli.main(args)
-    if args.command == "serve":
-        from .service import serve
-        return serve()
     if args.command == "gradescope":
         from .gradescope import main as gradescope_main
         return gradescope_main(args)
@@ -98,7 +100,11 @@ def _grade(args) -> int:
     hidden = _submission_folders(entries, args.assignment)
     hidden += [p for p in (args.gradebook, store_dir) if p]
     figures = bool(args.gradebook) and not args.no_figures
-    limits = {"max_call_seconds": args.max_call_seconds} if args.max_call_seconds > 0 else {}
+    limits = {}
+    if args.max_call_seconds > 0:
+        limits["max_call_seconds"] = args.max_call_seconds
+    if args.max_submission_seconds > 0:
+        limits["total_seconds"] = args.max_submission_seconds
     jobs = batch.make_jobs(entries, args.assignment, only=args.only, figures=figures, hidden=hidden, limits=limits)
     store = batch.ResultStore(store_dir, reuse=not args.no_resume) if store_dir else None
     show = not args.no_progress and sys.stderr.isatty() and (sys.stdout.isatty() or bool(args.out))
@@ -106,20 +112,22 @@ def _grade(args) -> int:
     workers = args.jobs if args.jobs is not None else max(1, min(os.cpu_count() or 1, len(jobs)))
     log = lambda text: print(("\n" if show else "") + text, file=sys.stderr)  # noqa: E731
     try:
-        records = batch.run(jobs, workers=workers, store=store, scheduler=args.dask_scheduler,
-                            progress=progress, log=log)
-    except KeyboardInterrupt:
+        with stop_on_signals():   # until the gradebook is written: no half-written file either
+            records = batch.run(jobs, workers=workers, store=store, scheduler=args.dask_scheduler,
+                                progress=progress, log=log)
+            progress.close()
+            results = batch.results_of(jobs, records)
+            if args.gradebook:
+                batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
+                if args.similarity:
+                    similarity_cli.after_grade(args, jobs)
+    except KeyboardInterrupt as exc:
         progress.close()
+        signum = getattr(exc, "signum", None) or signal.SIGINT
         done = "" if store is None else f"; the {progress.done - progress.reused} finished result(s) are kept in {store.folder}"
-        print(f"interrupted after {progress.done} of {len(jobs)} submission(s){done}. Run the same command "
-              "again to continue.", file=sys.stderr)
-        return 130
-    progress.close()
-    results = batch.results_of(jobs, records)
-    if args.gradebook:
-        batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
-        if args.similarity:
-            similarity_cli.after_grade(args, jobs)
+        print(f"stopped by {signal.Signals(signum).name} after {progress.done} of {len(jobs)} submission(s){done}. "
+              "Run the same command again to continue.", file=sys.stderr)
+        return 128 + signum
     if args.format == "json":
         report = gradebook.to_json(results)
     elif args.format == "csv":
@@ -131,6 +139,28 @@ def _grade(args) -> int:
     else:
         sys.stdout.write(report)
     return 0
+
+
+class stop_on_signals:
+    """SIGINT, SIGTERM and SIGHUP raise ``supervisor.Stopped`` in the main thread (the run then
+    ends every process it started); further signals wait until that is done."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __enter__(self):
+        from .supervisor import Stopped
+
+        def stop(signum, frame):
+            for sig in self.SIGNALS:
+                signal.signal(sig, signal.SIG_IGN)
+            raise Stopped(signum)
+
+        self.previous = {sig: signal.signal(sig, stop) for sig in self.SIGNALS}
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
 
 
 def _submission_folders(entries, assignment_id: str) -> list[str]:

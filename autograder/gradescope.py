@@ -168,8 +168,8 @@ def results_json(result, *, output: str = "", seconds: float = 0.0) -> dict:
 
 def run(assignment_id: str, root: Path) -> dict:
     """Grade the submission in ``root/submission``; write ``root/results/results.json``."""
-    from .batch import Entry, grade_job, make_jobs
     from .engine import SubmissionResult
+    from .supervisor import Request, grade_one
 
     started = time.monotonic()
     results_dir = root / "results"
@@ -184,9 +184,9 @@ def run(assignment_id: str, root: Path) -> dict:
             from .engine.runner import _failed
             result.tests = [_failed(c, result.error) for c in get_assignment(assignment_id).checks]
         else:
-            hidden = [str(root / "source"), str(root / "results"), str(root / "submission")]
-            job = make_jobs([Entry(path, "student")], assignment_id, hidden=hidden)[0]
-            record = grade_job(job)
+            hidden = (str(root / "source"), str(root / "results"), str(root / "submission"))
+            record = grade_one(Request(assignment_id, path.name, data=path.read_bytes(), suffix=path.suffix,
+                                       hidden=hidden))
             result = SubmissionResult.from_dict(dict(record["result"], submission=path.name))
         payload = results_json(result, seconds=time.monotonic() - started,
                                output=f"Graded {path.name}." if path is not None else "")

@@ -20,9 +20,9 @@ see ``autograder.code_key``) and reruns only the tasks whose key changed; ``chec
 and what it finds is remembered too. A result with a time-out is never remembered (it depends on
 how busy the machine was).
 
-``grade`` is what nbgrader's hidden test cells call: it grades the code run so far in a clean
-grading process with the full (hidden) checks and returns the score as the cell's result, which
-nbgrader reads as partial credit.
+``grade`` (in the source notebooks' hidden tests) is the instructor's preview of the full
+grading; it never decides a grade: ``nbgrader autograde`` and ``python -m autograder grade``
+grade the saved notebook in the sandbox and do not run its cells (see ``autograder.autograde``).
 """
 
 from __future__ import annotations
@@ -125,6 +125,21 @@ class Score(Report):
         return float(self.score)
 
 
+class Notice:
+    """What ``grade()`` says where it cannot grade (a student's machine): never a score."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def _repr_html_(self) -> str:
+        import html
+        from .reporting.html import _STYLE
+        return f'{_STYLE}<div class="ag-report"><div class="ag-check ag-skip">{html.escape(self.text)}</div></div>'
+
+    def __repr__(self) -> str:
+        return self.text
+
+
 class Checker:
     """The autograder's handle in an assignment notebook."""
 
@@ -135,7 +150,6 @@ class Checker:
         self._checked: dict[str, Callable] = {}   # the function check() was last given, per task
         self._hints_shown: dict[str, int] = {}
         self._failing: dict[str, tuple] = {}   # the checks of each task that failed last time
-        self._service = None
 
     # ------------------------------------------------------------------------------- check
     def check(self, name: str, func=None) -> Report:
@@ -266,17 +280,25 @@ class Checker:
         return present(report, caller)
 
     # ------------------------------------------------------------------------------- grade
-    def grade(self, name: str) -> Score:
-        """Grade ``name`` with the full checks in a clean process; the result is the score.
+    def grade(self, name: str):
+        """The instructor's preview: the full grading of ``name`` (hidden checks included).
 
-        Used by nbgrader's hidden test cells. It grades the code cells run so far in this kernel
-        exactly as ``python -m autograder grade`` grades a notebook file.
+        It never decides a grade: graders grade the saved notebook in the sandbox and do not run
+        its cells. With the reference solutions (the instructor's course checkout) it grades the
+        code cells run so far in this kernel, exactly as the graders grade a notebook (in a
+        grading process, the student's code in the sandbox), and shows the result, whose plain
+        text is the score. Elsewhere it says what it is and points to ``check()``.
         """
-        from .service import GradingClient, executed_cells
+        from .engine.reference import load_reference
         self.assignment.task(name)
-        if self._service is None:
-            self._service = GradingClient()
-        result = self._service.grade(self.assignment.id, executed_cells(), only=[name])
+        if load_reference(self.assignment.id) is None:
+            return Notice(f"grade(\"{name}\") is the instructor's tool and shows no score here: your work is "
+                          "graded after you hand it in, from the saved notebook, in a sandbox, with more "
+                          f"checks on inputs you do not see. To test {name} now, run check(\"{name}\", {name}).")
+        from .supervisor import Request, grade_one
+        record = grade_one(Request(self.assignment.id, "this notebook", cells=tuple(executed_cells()),
+                                   only=(name,)))
+        result = SubmissionResult.from_dict(record["result"])
         score = sum(t.score for t in result.tests)
         total = sum(t.max_score for t in result.tests)
         return Score(result, [name], f"Graded {name}: {score:g} / {total:g}", score)
@@ -287,3 +309,16 @@ def _visible_names(frame: FrameType) -> Mapping:
     if frame.f_locals is frame.f_globals:
         return frame.f_globals
     return ChainMap(dict(frame.f_locals), frame.f_globals)
+
+
+def executed_cells() -> list[str]:
+    """The raw source of every cell run so far in this IPython kernel, in order."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover
+        get_ipython = None
+    shell = get_ipython() if get_ipython else None
+    if shell is None:
+        raise RuntimeError("grade() runs inside a Jupyter/IPython kernel; elsewhere use "
+                           "`python -m autograder grade --assignment ID FILE`")
+    return [cell for cell in shell.history_manager.input_hist_raw if cell.strip()]

@@ -1,6 +1,7 @@
 """The batch grader: discovery and student ids, the gradebook (CSV, JSON, HTML with pictures), the
-progress bar, resuming an interrupted batch, surviving a killed worker, Dask, the same grade on
-every run, and a corpus of hostile submissions that must never stop the batch."""
+progress bar, resuming an interrupted batch, a killed grading process (by someone else; for its
+own memory), Dask, the same grade on every run, and a corpus of hostile submissions that must
+never stop the batch."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 from autograder import batch
 from autograder.assignments import get_assignment
 from conftest import CORPORA, ROOT
+from process_tree import Launched, named, oom_killer
 
 GMM = get_assignment("gmm")
 CORRECT = CORPORA / "gmm" / "correct" / "b_vectorised.py"
@@ -68,6 +70,23 @@ def test_student_ids_from_an_nbgrader_tree_and_from_files(tmp_path):
         (loose / name).parent.mkdir(parents=True, exist_ok=True)
         (loose / name).write_text("")
     assert [e.student for e in batch.discover([loose], "gmm")] == ["x/gmm", "y/gmm", "zoe"]
+
+
+# ------------------------------------------------------------------------------------ one grading path
+def test_a_grading_process_grades_exactly_like_the_grading_function(tmp_path):
+    """``supervisor.grade_one`` (what every adapter uses) is ``grading.grade_submission`` in a
+    process of its own: the same result, check by check, whether it gets a file, bytes or cells."""
+    from autograder.grading import grade_submission
+    from autograder.loading.reading import read_code_cells
+    from autograder.supervisor import Request, grade_one
+    only = ("E_step", "log_likelihood")
+    direct = grade_submission(CORRECT, "gmm", only=only, label="x").result.to_dict()
+    from_bytes = grade_one(Request("gmm", "x", data=CORRECT.read_bytes(), suffix=".py", only=only))
+    from_cells = grade_one(Request("gmm", "x", cells=tuple(read_code_cells(CORRECT)), only=only))
+    for record in (from_bytes, from_cells):
+        assert {k: v for k, v in record["result"].items() if k != "notes"} == direct
+        assert record["process"]["attempts"] == 1 and not record["process"]["deaths"]
+        assert 0 < record["process"]["peak_mb"] < 2048
 
 
 # ------------------------------------------------------------------------------------ gradebook
@@ -170,43 +189,66 @@ def test_an_interrupted_batch_resumes_without_regrading(tmp_path):
     assert "6 of 6 submission(s) already graded" in third.stderr and json.loads(third.stdout) == report
 
 
-def _pool_workers(parent: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read()
-        except (OSError, ValueError):
-            continue
-        if ppid == parent and b"spawn_main" in cmdline:
-            found.append(int(entry))
-    return found
-
-
 @pytest.mark.slow
-def test_a_killed_worker_loses_nothing(tmp_path):
+def test_a_killed_grading_process_loses_nothing(tmp_path):
+    """A grading process killed from outside (an administrator, the OOM killer picking the wrong
+    process) is not its submission's fault: its checks go on in a fresh process."""
     subs = _small_batch(tmp_path / "subs", 6)
     gradebook = tmp_path / "gb"
-    process = subprocess.Popen([sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "2", "--only",
-                                "E_step,M_step", "-f", "json", "--gradebook", str(gradebook), str(subs)],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
-    while not _stored(gradebook / ".results") and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.02)
-    workers = _pool_workers(process.pid)   # the pool is busy with the rest of the batch
-    assert workers, "no pool worker found"
-    os.kill(workers[0], signal.SIGKILL)
-    out, err = process.communicate(timeout=600)
-    assert process.returncode == 0, err
-    assert "a grading process died" in err
-    report = json.loads(out)
+    run = Launched([sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "2", "--only", "E_step,M_step",
+                    "-f", "json", "--gradebook", str(gradebook), str(subs)], tmp_path, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 300
+        while not _stored(gradebook / ".results") and time.monotonic() < deadline:
+            time.sleep(0.02)
+        graders = []
+        while not graders and time.monotonic() < deadline:   # one busy with the rest of the batch
+            graders = named(run.descendants(), "ag-grader")
+        assert graders, "no grading process found"
+        os.kill(graders[0], signal.SIGKILL)
+        assert run.returncode(600) == 0, run.err.read_text()
+    finally:
+        run.close()
+    assert "the grading process died" in run.err.read_text()
+    report = json.loads(run.out.read_text())
     assert len(report) == 6 and all(r["error"] is None for r in report), [r["error"] for r in report]
     assert report[0]["score"] == report[0]["max_score"] == 20
     assert len(_stored(gradebook / ".results")) == 6
+
+
+def _grader_side_oom(folder: Path) -> Path:
+    """A correct submission whose assert_m_step_maximises makes the grader build 1 GB of covariances."""
+    source = CORRECT.read_text().replace(
+        "def assert_m_step_maximises(X, gamma, M_step, compute_vlb, n_trials=20, scale=0.05, seed=0):\n",
+        "def assert_m_step_maximises(X, gamma, M_step, compute_vlb, n_trials=20, scale=0.05, seed=0):\n"
+        "    M_step(np.ones((200, 3500)), np.full((200, 10), 0.1))\n", 1)
+    assert "3500" in source
+    (folder / "a_culprit.py").write_text(source)
+    return folder / "a_culprit.py"
+
+
+@pytest.mark.slow
+def test_a_grading_process_killed_for_its_memory_costs_only_its_own_submission(tmp_path):
+    """Finding 7, in a memory-limited run (the OOM killer emulated for this test's processes): the
+    culprit's grading process dies twice on its first check of assert_m_step_maximises, which fails;
+    so do its other checks that kill it; every neighbour keeps every point, the culprit keeps the
+    rest of its points, and the report says what happened."""
+    subs = _small_batch(tmp_path / "subs", 3)
+    _grader_side_oom(subs)
+    with oom_killer() as kills:
+        done = _cli("-a", "gmm", "-j", "2", "--only", "M_step,assert_m_step_maximises,assert_bound_is_tight",
+                    "-f", "json", "--gradebook", tmp_path / "gb", subs)
+    assert done.returncode == 0, done.stderr
+    assert len(kills) >= 2, kills
+    report = {Path(r["submission"]).name: r for r in json.loads(done.stdout)}
+    culprit = report.pop("a_culprit.py")
+    for name, entry in report.items():
+        assert entry["error"] is None and "died" not in json.dumps(entry), name
+    assert report["student0.py"]["score"] == report["student0.py"]["max_score"]
+    lost = {t["function"] for t in culprit["tests"] if not t["passed"]}
+    assert lost == {"assert_m_step_maximises"}, lost
+    assert all("grader's process running it died" in t["feedback"] for t in culprit["tests"] if not t["passed"])
+    assert "the grading process died while running assert_m_step_maximises" in done.stderr
 
 
 # ------------------------------------------------------------------------------------ dask
@@ -309,8 +351,8 @@ def hostile_batch(tmp_path_factory):
     before = {p.name: p.read_bytes() for p in HOSTILE.iterdir()}
     started = time.monotonic()
     try:
-        done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--no-figures", "-f", "json",
-                    "--gradebook", tmp / "gb", HOSTILE, timeout=1800)
+        done = _cli("-a", "gmm", "-j", "2", "--max-call-seconds", "8", "--max-submission-seconds", "60",
+                    "--no-figures", "-f", "json", "--gradebook", tmp / "gb", HOSTILE, timeout=1200)
         planted_after = {p: Path(p).read_bytes() for p in planted}
     finally:
         shutil.rmtree("/srv/nbgrader", ignore_errors=True)
@@ -356,6 +398,8 @@ def test_hostile_submissions_change_nothing_outside_their_sandbox(hostile_batch)
     stored = [json.loads(p.read_text()) for p in (gradebook / ".results").rglob("*.json")]
     assert len(stored) == len(hostile_batch["before"])
     assert all(set(r) >= {"key", "result"} and r["result"]["max_score"] == GMM.points() for r in stored)
+    # On time: no grading outlived its budget (60 s of calls + 30 s to load + 30 s of slack).
+    assert max(r["seconds"] for r in stored) <= 120 + 10, sorted(r["seconds"] for r in stored)[-3:]
     with open(gradebook / "gradebook.csv", newline="") as f:
         assert len(list(csv.DictReader(f))) == len(hostile_batch["before"])
     print(f"hostile corpus: {len(stored)} submissions in {hostile_batch['seconds']:.0f} s")

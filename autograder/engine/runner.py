@@ -14,15 +14,31 @@ from .results import CheckResult, SubmissionResult
 
 
 def run_checks(assignment: Assignment, executor, *, reference=None, submission: str = "<notebook>",
-               only: list[str] | None = None) -> SubmissionResult:
+               only: list[str] | None = None, on_result=None) -> SubmissionResult:
     """Run every check of ``assignment`` (or of the tasks in ``only``) and collect the results.
 
     Without a reference (a student's machine) the checks that need it are reported as skipped
-    and count for nothing; with it, every check is run and scored.
+    and count for nothing; with it, every check is run and scored. ``on_result(CheckResult)`` is
+    called with each result as soon as it is known (a grading process streams them).
     """
     # No progress bars from student or reference code while checks run, and one BLAS thread.
     with quiet(), one_blas_thread():
-        return _run_checks(assignment, executor, reference, submission, only)
+        result = _run_checks(assignment, executor, reference, submission, only, on_result)
+    result.tests = list(result.tests)  # a plain list again (results are pickled, copied)
+    return result
+
+
+class _Results(list):
+    """A list of CheckResults that reports every append."""
+
+    def __init__(self, on_result) -> None:
+        super().__init__()
+        self.on_result = on_result
+
+    def append(self, item) -> None:
+        super().append(item)
+        if self.on_result is not None:
+            self.on_result(item)
 
 
 def one_blas_thread():
@@ -43,8 +59,8 @@ def one_blas_thread():
 
 
 def _run_checks(assignment: Assignment, executor, reference, submission: str,
-                only: list[str] | None) -> SubmissionResult:
-    result = SubmissionResult(submission=submission, assignment=assignment.id)
+                only: list[str] | None, on_result=None) -> SubmissionResult:
+    result = SubmissionResult(submission=submission, assignment=assignment.id, tests=_Results(on_result))
     tasks = [t.name for t in assignment.tasks if only is None or t.name in only]
     executor.start()
     if executor.load_failure:
