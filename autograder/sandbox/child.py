@@ -212,6 +212,9 @@ class Child:
         if not callable(func):
             return {"kind": "error", "type": "MissingFunction",
                     "message": f"no function named {name} is defined", "frames": []}
+        target = func
+        if message.get("differentiate") is not None:
+            target = _differentiated(func, message["differentiate"])
         args = [self._live(a) for a in message.get("args", [])]
         kwargs = {k: self._live(v) for k, v in message.get("kwargs", {}).items()}
         before = snapshot(tuple(args)), snapshot(kwargs)
@@ -229,7 +232,7 @@ class Child:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value = func(*args, **kwargs)
+                value = target(*args, **kwargs)
         except BaseException as exc:
             return self._error(exc, out, saved)
         finally:
@@ -310,6 +313,13 @@ class Child:
             if os.getpid() != self.owner:  # a copy the student forked: it must not answer
                 os._exit(0)
             self.channel.send(reply, describe=_describe)
+
+
+def _differentiated(func, argnum):
+    """``func``'s derivative by autograd with respect to argument ``argnum`` (elementwise_grad: the
+    gradient of the sum of its outputs), so a check can ask whether autograd differentiates it."""
+    from autograd import elementwise_grad
+    return elementwise_grad(func, int(argnum))
 
 
 _MISSING = object()

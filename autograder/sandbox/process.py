@@ -168,11 +168,13 @@ class Sandbox:
     # ----------------------------------------------------------------------------- calls
     def call(self, name: str, args: tuple = (), kwargs: Mapping | None = None, *,
              standins: Mapping[str, Callable] | None = None, seed: int = 0,
-             timeout: float | None = None) -> CallOutcome:
+             timeout: float | None = None, differentiate: int | None = None) -> CallOutcome:
         """Call the submission's ``name`` with ``args``.
 
         ``standins`` maps names of the submission's globals to callables of the grader's that
         replace them during the call. Callables inside ``args`` are passed by reference too.
+        With ``differentiate=i`` the child returns autograd's ``elementwise_grad(name, i)(*args)``
+        instead: the derivative of the student's function, for checks that it is differentiable.
         """
         remaining = self.limits.total_seconds - self._spent
         if remaining <= 0:
@@ -192,8 +194,11 @@ class Sandbox:
         started = time.monotonic()
         deadline = started + limit
         try:
-            self._channel.send({"kind": "call", "fn": name, "args": wire_args, "kwargs": wire_kwargs,
-                                "standins": sorted(standins or {}), "seed": seed})
+            request = {"kind": "call", "fn": name, "args": wire_args, "kwargs": wire_kwargs,
+                       "standins": sorted(standins or {}), "seed": seed}
+            if differentiate is not None:
+                request["differentiate"] = int(differentiate)
+            self._channel.send(request)
             while True:
                 message = self._channel.receive(deadline)
                 if not isinstance(message, dict):

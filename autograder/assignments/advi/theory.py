@@ -68,6 +68,11 @@ def log_joint(theta, x, y, prior_b_scale=PRIOR_B_SCALE, prior_sigma_shape=PRIOR_
     return out.reshape(theta.shape[:-1])
 
 
+def log_det_jacobian(zeta):
+    """``log|det J_{T^{-1}}(zeta)| = zeta2``, one value per row."""
+    return np.asarray(zeta, dtype=float)[..., 2].copy()
+
+
 def log_joint_zeta(zeta, x, y, **priors):
     """``log p(y, T^{-1}(zeta)) + log|det J_{T^{-1}}(zeta)|``; the log-determinant is ``zeta2``."""
     zeta = np.asarray(zeta, dtype=float)
@@ -144,6 +149,26 @@ def gradient_terms_full_rank(mu, L, eta, x, y):
     g = grad_log_joint_zeta(full_rank_draws(mu, L, eta), x, y)
     outer = np.tril(g[:, :, None] * np.asarray(eta)[:, None, :])
     return g, outer + np.diag(1.0 / np.diag(L))[None]
+
+
+# The four functions of the ELBO as a student writes them (what stands in for the student's own
+# while another of their functions is checked on their machine, where the reference is absent).
+def elbo_mean_field(mu, omega, eta, x, y):
+    return np.mean(elbo_terms_mean_field(mu, omega, eta, x, y))
+
+
+def elbo_full_rank(mu, L, eta, x, y):
+    return np.mean(elbo_terms_full_rank(mu, L, eta, x, y))
+
+
+def grad_elbo_mean_field(mu, omega, eta, x, y):
+    g_mu, g_omega = gradient_terms_mean_field(mu, omega, eta, x, y)
+    return g_mu.mean(axis=0), g_omega.mean(axis=0)
+
+
+def grad_elbo_full_rank(mu, L, eta, x, y):
+    g_mu, g_L = gradient_terms_full_rank(mu, L, eta, x, y)
+    return g_mu.mean(axis=0), g_L.mean(axis=0)
 
 
 # =============================================================================== exact ELBO
