@@ -335,7 +335,7 @@ def _log_joint_zeta_why(zeta, got, x, y):
     expected = theory.log_joint_zeta(zeta, x, y)
     if close(got + zeta[..., 2], expected, rtol=1e-10):
         return WHY_JACOBIAN_MISSING
-    if close(got - zeta[..., 2], expected, rtol=1e-10):
+    if close(got + 2 * zeta[..., 2], expected, rtol=1e-10):
         return WHY_JACOBIAN_SUBTRACTED
     return "log p(y, T^{-1}(zeta)) + log|det J_{T^{-1}}(zeta)|: map zeta to theta first, then add the log-Jacobian"
 
@@ -398,7 +398,7 @@ def _gradient_why(zeta, got, expected):
         if first_two and close(got[:, 2] + 1, expected[:, 2], rtol=1e-6, atol_relative=1e-9):
             return WHY_GRAD_NO_LOG_DET
         sigma = np.exp(zeta[:, 2])
-        if first_two and close(got[:, 2] * sigma, expected[:, 2] - 1, rtol=1e-6, atol_relative=1e-9):
+        if first_two and close((got[:, 2] - 1) * sigma, expected[:, 2] - 1, rtol=1e-6, atol_relative=1e-9):
             return WHY_GRAD_NO_CHAIN
         if len(got) > 1 and close(got, np.broadcast_to(expected.mean(axis=0), got.shape), rtol=1e-6,
                                   atol_relative=1e-9):

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import re
 import sys
+import warnings
 
 import numpy as np
 
@@ -58,6 +59,7 @@ GRAD_RTOL = 1e-8            # autograd, hand-derived and vectorised gradients ag
 FD_RTOL = 1e-6              # central differences with h = 1e-5: truncation error ~1e-8 relative
 FD_STEP = 1e-5
 PROBE_RTOL = 1e-5           # autograd's derivative against central differences of the same function
+PROBE_SECONDS = 20.0        # one call of a probe (the functions answer in milliseconds)
 
 MODEL = ("inverse_transform", "log_det_jacobian", "log_joint", "log_joint_zeta")
 # The functions a student's gradient may differentiate with autograd (notebook: both routes are fine).
@@ -88,6 +90,10 @@ WHY_MINUS_INF = explanation(
     "minus_inf", "-inf comes from log(0): a density that underflowed to 0 (multiply densities and 80 of them "
                  "underflow; add log densities instead) or a standard deviation of 0")
 WHY_PLUS_INF = explanation("plus_inf", "+inf comes from exp overflowing or from a division by 0")
+WHY_MUTATES = explanation(
+    "mutates_input", "a function must not modify the arrays it is given: the ADVI loop still needs them. Work on "
+                     "new arrays (`zeta[..., 2] = ...` overwrites the caller's zeta; `np.concatenate`/`np.stack` "
+                     "build a new one)")
 WHY_AUTOGRAD_SCALAR_INDEX = explanation(
     "autograd_scalar_index",
     "autograd cannot differentiate, at a single point, code that indexes a single number: `sigma[..., None]` "
@@ -157,7 +163,7 @@ class Isolation:
         self.ctx = ctx
         self.own: set[str] = set()
         self._boxed: list[str] = []
-        self._probes: dict[str, Failed | None] = {}
+        self._probes: dict[tuple, Failed | None] = {}
 
     @staticmethod
     def implementation(name: str):
@@ -176,7 +182,11 @@ class Isolation:
             if _contains_traced(args) or _contains_traced(kwargs):
                 boxed.append(name)
                 raise TypeError(f"{name} received autograd's tracing values; the grader retries with your own {name}")
-            return func(*args, **kwargs)
+            # A stand-in runs in the grader's process: whatever the student's code hands it (a diverging
+            # loop's inf), it must not warn there (stderr zeroes an nbgrader cell); NaN/inf come back.
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return func(*args, **kwargs)
 
         guarded.__name__ = name
         return guarded
@@ -208,10 +218,7 @@ class Isolation:
             raise StudentCodeFailed(message, why or crash_why(outcome))
         if outcome.mutated:
             names = ", ".join(f"`{m}`" for m in outcome.mutated)
-            raise Failed(f"{name} changed its input {names} in place",
-                         why="a function must not modify the arrays it is given: the ADVI loop still needs "
-                             "them. Work on new arrays (`zeta[..., 2] = ...` overwrites the caller's zeta; "
-                             "`np.concatenate`/`np.stack` build a new one).")
+            raise Failed(f"{name} changed its input {names} in place", why=WHY_MUTATES)
         return outcome.value
 
     def run(self, *args, **kwargs):
@@ -229,29 +236,40 @@ class Isolation:
 
     # ------------------------------------------------------------------------- differentiability
     def helper_fault(self, exclude: str) -> Failed | None:
-        """The probe failure of an own helper (other than ``exclude``) that autograd cannot differentiate."""
-        for name in DIFFERENTIABLE:
-            if name in self.own and name != exclude:
-                failure = self.probe(name)
-                if failure is not None and failure.culprit != exclude:
-                    return failure
+        """The probe failure of an own helper (other than ``exclude``) that autograd cannot differentiate,
+        on a batch or at a single point (a gradient may differentiate one point at a time). Autograd's
+        own bug with single numbers indexed by None is not the helper's fault: the gradient chose to
+        differentiate points one by one (its checks explain it)."""
+        for single in (False, True):
+            for name in DIFFERENTIABLE:
+                if name in self.own and name != exclude:
+                    failure = self.probe(name, single=single)
+                    if (failure is not None and failure.culprit != exclude
+                            and failure.why != WHY_AUTOGRAD_SCALAR_INDEX):
+                        return failure
         return None
 
-    def probe(self, name: str, visiting: frozenset = frozenset()) -> Failed | None:
+    def probe(self, name: str, single: bool = False, visiting: frozenset = frozenset()) -> Failed | None:
         """None when autograd's derivative of the student's own ``name`` agrees with central differences
-        of its values at a fixed input; otherwise a Failed saying why, whose ``culprit`` is the function
-        at fault (``name``, or one of its own helpers that autograd went through)."""
-        if name not in self._probes:
-            self._probes[name] = _probe(self.ctx, name, visiting | {name})
-        return self._probes[name]
+        of its values at a fixed batch of points (``single``: at one point); otherwise a Failed saying
+        why, whose ``culprit`` is the function at fault (``name``, or one of its own helpers that
+        autograd went through)."""
+        if name in ("elbo_mean_field", "elbo_full_rank"):
+            single = False          # (they take no points)
+        key = (name, single)
+        if key not in self._probes:
+            self._probes[key] = _probe(self.ctx, name, single, visiting | {name})
+        return self._probes[key]
 
 
-def _probe_inputs(name: str):
-    """(args, argnums) at which the differentiability of ``name`` is probed."""
+def _probe_inputs(name: str, single: bool = False):
+    """(args, argnums) at which the differentiability of ``name`` is probed (``single``: at one point)."""
     from .fixtures import L_PROBE, MU_PROBE, OMEGA_PROBE, sample
     s = sample()
     x, y = s["x"], s["y"]
     zeta = np.array([[5.2, -3.4, 0.8], [5.6, -3.6, 1.0], [4.9, -3.3, 0.7]])
+    if single:
+        zeta = zeta[0]
     if name == "log_joint":
         return (theory.inverse_transform(zeta), x, y), (0,)
     if name in ("inverse_transform", "log_det_jacobian"):
@@ -263,21 +281,23 @@ def _probe_inputs(name: str):
     return (MU_PROBE.copy(), second.copy(), eta, x, y), (0, 1)
 
 
-def _probe(ctx, name: str, visiting: frozenset) -> Failed | None:
+def _probe(ctx, name: str, single: bool, visiting: frozenset) -> Failed | None:
     sub = Isolation(ctx)
 
     def deeper() -> Failed | None:
         """The fault of a helper that autograd went through while differentiating ``name``."""
         for helper in DIFFERENTIABLE:
             if helper in sub.own and helper not in visiting:
-                failure = sub.probe(helper, visiting)
+                failure = sub.probe(helper, single, visiting)
                 if failure is not None:
                     return failure
         return None
 
-    args, argnums = _probe_inputs(name)
+    args, argnums = _probe_inputs(name, single)
     for argnum in argnums:
-        outcome = sub.outcome(name, *args, differentiate=argnum, timeout=10.0)
+        outcome = sub.outcome(name, *args, differentiate=argnum, timeout=PROBE_SECONDS)
+        if outcome.status != "ok" and outcome.status != "error":
+            return None          # a time-out or a crash says nothing about autograd: no verdict
         if not outcome.ok:
             return deeper() or _not_differentiable(name, outcome)
         try:
@@ -295,7 +315,29 @@ def _probe(ctx, name: str, visiting: frozenset) -> Failed | None:
                              why=WHY_SILENT)
             failure.culprit = name
             return failure
+    if not single and name in MODEL:
+        mixed = _mixes_rows(sub, name, args)
+        return mixed and (deeper() or mixed)
     return None
+
+
+def _mixes_rows(sub: Isolation, name: str, args: tuple) -> Failed | None:
+    """A Failed when row s of the student's ``name`` on a batch is not its value for row s alone: then
+    no gradient of it can be judged row by row (its own checks report the mistake)."""
+    try:
+        batch = np.asarray(sub.call(name, *args, timeout=PROBE_SECONDS), dtype=float)
+        rows = [np.asarray(sub.call(name, args[0][s:s + 1], *args[1:], timeout=PROBE_SECONDS), dtype=float)
+                for s in range(len(args[0]))]
+    except (Failed, TypeError, ValueError):
+        return None
+    if batch.shape[:1] == (len(args[0]),) and all(
+            r.shape[:1] == (1,) and close(r[0], batch[s], rtol=1e-9, atol_relative=1e-12) for s, r in enumerate(rows)):
+        return None
+    failure = Failed(f"row s of your {name} on a batch is not its value for the point s alone",
+                     why="each row of a batch must be computed from its own row only (index the last axis, reduce "
+                         "over the observations with axis=-1)")
+    failure.culprit = name
+    return failure
 
 
 def _central_differences(sub: Isolation, name: str, args: tuple, argnum: int) -> np.ndarray:
@@ -306,7 +348,8 @@ def _central_differences(sub: Isolation, name: str, args: tuple, argnum: int) ->
     def total(point):
         values = list(args)
         values[argnum] = point
-        value = np.asarray(expect.array(sub.call(name, *values, timeout=10.0), f"{name}", finite=True), dtype=float)
+        value = np.asarray(expect.array(sub.call(name, *values, timeout=PROBE_SECONDS), f"{name}", finite=True),
+                           dtype=float)
         return float(value.sum())
 
     for index in np.ndindex(base.shape):
@@ -341,6 +384,10 @@ WHY_SCIPY = explanation(
     "scipy.stats' densities (and scipy.special imported from scipy) are plain numpy code that autograd cannot "
     "differentiate: write the log densities with autograd.numpy (np.log, np.sum, ...) and "
     "autograd.scipy.special.gammaln")
+WHY_AUTOGRAD_STATS_SCALE = explanation(
+    "autograd_stats_scale",
+    "autograd.scipy.stats' densities evaluate with scale=..., but autograd cannot differentiate them with that "
+    "keyword: write the Gamma log density out, a log r - gammaln(a) + (a - 1) log sigma - r sigma")
 WHY_PLAIN = explanation(
     "autograd_plain",
     "autograd differentiates only autograd.numpy operations: a conversion to a plain number or array "
@@ -369,15 +416,18 @@ def _not_differentiable(name: str, outcome) -> Failed:
         failure = Failed(f"{name} is not implemented yet (it raises NotImplementedError)",
                          why="replace `raise NotImplementedError()` with your code")
     else:
+        line = text.lower()
         if "first operand must be array" in lowered:
             why = WHY_AUTOGRAD_SCALAR_INDEX
-        elif "stats." in lowered or "scipy" in lowered or "'isnan' not supported" in lowered:
+        elif "unexpected keyword argument 'scale'" in lowered:
+            why = WHY_AUTOGRAD_STATS_SCALE
+        elif "stats." in lowered or "scipy" in line or "'isnan' not supported" in lowered:
             why = WHY_SCIPY
+        elif any(word in line for word in ("float(", "math.", "asarray", "onp.", "array(")):
+            why = WHY_PLAIN
         elif (".copy" in lowered or "item assignment" in lowered or "setting an array element" in lowered
               or _ASSIGNMENT_INTO.search(text)):
             why = WHY_COPY
-        elif "float" in lowered or "math." in lowered or "asarray" in lowered or "onp." in lowered:
-            why = WHY_PLAIN
         else:
             why = WHY_AUTOGRAD_OTHER
         failure = Failed(f"autograd cannot differentiate your {name}, which your gradient functions differentiate: "
@@ -468,7 +518,7 @@ def central_differences(f, params: list, masks: list | None = None, h: float = F
 def differs_from_reference(iso: Isolation, used_value, reference_value) -> bool:
     """True when the student's own helpers (used because their code differentiates them) compute
     something else than the stand-in: their gradient is then judged against their own function."""
-    return bool(iso.own) and not close(used_value, reference_value, rtol=1e-12, atol=1e-10)
+    return bool(iso.own) and not close(used_value, reference_value, rtol=VALUE_RTOL, atol=1e-9)
 
 
 def compare_gradients(got: list, expected: list, names: list, *, rtol: float, case: str = "", why: str = "",
