@@ -464,3 +464,9 @@ def test_a_loop_that_never_stops_is_stopped_at_its_verdict():
     assert not any(t.passed for t in student_side.tests)
     assert all("more than" in t.feedback for t in student_side.tests), [t.feedback for t in student_side.tests]
     assert time.perf_counter() - started < 30 and grading < 60      # (generous: the machine is shared)
+
+
+def test_every_check_a_student_runs_has_hints_of_its_own():
+    """Hints follow the check that failed: every student-side check has hints."""
+    missing = [(c.task, c.name) for c in ASSIGNMENT.checks if not c.needs_reference and not c.hints]
+    assert not missing

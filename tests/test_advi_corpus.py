@@ -52,7 +52,7 @@ QUANTITIES = {
     "grad_log_joint_zeta": ("gradient",),
     "elbo_mean_field": ("ELBO",),
     "grad_elbo_mean_field": ("grad_mu", "grad_omega"),
-    "step_size": ("rho", "s_k"),
+    "step_size": ("rho", "rho_k", "s_k"),
     "advi_mean_field": ("iteration", "mu", "omega"),
     "elbo_full_rank": ("ELBO",),
     "grad_elbo_full_rank": ("grad_mu", "grad_L"),
