@@ -80,6 +80,14 @@ def differentiable_check(ctx, iso: Isolation, name: str) -> None:
             return
 
 
+def _depends_on_the_draws(batch, name: str, argument: str) -> None:
+    """Different draws give different values (so a function that ignores its input cannot pass a
+    consistency check)."""
+    if len(batch) > 1 and np.all(batch == batch[0]):
+        raise Failed(f"{name} returns the same value for every draw of the batch",
+                     why=f"row s of the result is computed from {argument}[s]: different draws give different values")
+
+
 # =============================================================================== inverse_transform
 WHY_EXP_EVERYTHING = explanation(
     "inverse_exp_everything",
@@ -291,6 +299,7 @@ def log_joint_shapes(ctx, iso):
     batch = validate_array(iso.run(theta, x, y), "log_p for theta of shape (5, 3)", (5,),
                            why_shape="row s of the result is log p(y, theta[s]): reduce over the N observations "
                                      "(axis=-1), never over the draws")
+    _depends_on_the_draws(batch, "log_joint", "theta")
     for s, row in enumerate(theta):
         single = validate_array(iso.run(row, x, y), "log_p for one draw (theta of shape (3,))", (),
                                 why_shape=ONE_OR_MANY)
@@ -471,6 +480,7 @@ def grad_shapes(ctx, iso):
     batch = validate_array(iso.run(zeta, x, y), "the gradient for zeta of shape (4, 3)", (4, 3),
                            why_shape="one gradient per draw: the same shape as zeta (autograd.grad of a sum over "
                                      "draws would give the same numbers; elementwise_grad does it directly)")
+    _depends_on_the_draws(batch, "grad_log_joint_zeta", "zeta")
     for s in range(len(zeta)):
         single = validate_array(iso.run(zeta[s:s + 1], x, y), "the gradient for a batch of one draw, shape (1, 3)",
                                 (1, 3), why_shape="one gradient per draw: the same shape as zeta")[0]
