@@ -470,3 +470,25 @@ def test_every_check_a_student_runs_has_hints_of_its_own():
     """Hints follow the check that failed: every student-side check has hints."""
     missing = [(c.task, c.name) for c in ASSIGNMENT.checks if not c.needs_reference and not c.hints]
     assert not missing
+
+
+@pytest.mark.parametrize("function, body", [
+    ("grad_log_joint_zeta", "    return np.full(np.shape(zeta), np.nan)"),
+    ("grad_elbo_full_rank", "    return np.full(3, np.nan), np.full((3, 3), np.nan)"),
+    ("log_joint", "    return np.full(np.shape(theta)[:-1], -np.inf)"),
+    ("advi_mean_field", "    return np.full(3, np.nan), np.full(3, np.inf), np.full(n_iter, np.nan)"),
+])
+def test_non_finite_results_are_explained_without_a_warning(function, body, recwarn):
+    """NaN and inf from the student reach no comparison that warns in the grader ("One of rtol or
+    atol is not valid" zeroes an nbgrader cell); the message says what kind of value it was."""
+    import warnings
+    source = _stubbed(function, body)
+    namespace = {}
+    exec(compile(source, "non-finite", "exec"), namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for result in (_grade(source, [function]),
+                       run_checks(ASSIGNMENT, InProcessExecutor(namespace), reference=None, only=[function])):
+            failed = [t for t in result.tests if t.status == "failed"]
+            assert failed and all("internal error" not in t.feedback for t in failed), [t.feedback for t in failed]
+            assert any(any(word in t.feedback for word in ("NaN", "nan", "inf")) for t in failed)
