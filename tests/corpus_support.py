@@ -43,16 +43,60 @@ def header(path: Path) -> tuple[str, str]:
     return breaks.group(1), bug.group(1)
 
 
-def grade_all(request, assignment_id: str, workers: int = 2):
+def header_fields(path: Path) -> dict[str, str]:
+    """The ``# key: value`` lines of a file's leading comment block (``breaks``, ``bug``, ``why``, ...)."""
+    fields = {}
+    for line in path.read_text().splitlines():
+        if not line.startswith("#"):
+            break
+        found = re.fullmatch(r"# (\w[\w-]*): (.+)", line)
+        if found:
+            fields.setdefault(found.group(1), found.group(2).strip())
+    return fields
+
+
+def _strict(function, *args):
+    """``function(*args)`` with RuntimeWarnings raised as errors, as the test-suite runs (a warning in a
+    check's own code then shows as an internal error of the grader; the student's code's warnings are
+    captured by the executors and never reach this filter)."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        return function(*args)
+
+
+def grade_strictly(path: str, assignment_id: str):
+    return _strict(grade_file, path, assignment_id)
+
+
+def student_side(path: str, assignment_id: str):
+    """The student-side checks of every task (``check()`` in the student's kernel), in this process."""
+    from autograder.assignments import get_assignment
+
+    def run():
+        return run_checks(get_assignment(assignment_id), InProcessExecutor(student_namespace(Path(path))),
+                          reference=None, submission=Path(path).name)
+    return _strict(run)
+
+
+def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = False, student: bool = False):
     """Generator for a module-scoped fixture: {path: Future of grade_file(path)} for the files the
-    selected tests of ``request.module`` take as their ``path`` parameter."""
+    selected tests of ``request.module`` take as their ``path`` parameter.
+
+    ``strict``: RuntimeWarnings raised in the grader's code are errors (see :func:`_strict`).
+    ``student``: the values are pairs (Future of grade_file, Future of :func:`student_side`)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # inherited by the workers
     wanted = []
     for item in request.session.items:
         if item.module is request.module and hasattr(item, "callspec") and "path" in item.callspec.params:
             wanted.append(item.callspec.params["path"])
+    grade = grade_strictly if strict else grade_file
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        yield {path: pool.submit(grade_file, str(path), assignment_id) for path in dict.fromkeys(wanted)}
+        futures = {}
+        for path in dict.fromkeys(wanted):
+            graded = pool.submit(grade, str(path), assignment_id)
+            futures[path] = (graded, pool.submit(student_side, str(path), assignment_id)) if student else graded
+        yield futures
 
 
 def failures(result, functions=None) -> str:

@@ -43,6 +43,22 @@ UNBIASED = "unbiased: the average over many draws is the exact gradient"
 SHAPES_MF, SHAPES_FR = "returns (mu, omega, elbo_trace) with the right shapes", "returns (mu, L, elbo_trace) with the right shapes"
 REPLAY, FIT, RNG = "follows the ADVI iteration step by step", "fits the posterior from a warm start", \
     "the rng argument makes runs repeatable"
+DIFFERENTIABLE = "autograd can differentiate it, where your gradient functions do"
+
+# Gradients that differentiate the student's own functions (appended to a mutated reference).
+AUTOGRAD_GRADIENTS = '''
+from autograd import grad as _grad
+
+def grad_log_joint_zeta(zeta, x, y):
+    return elementwise_grad(log_joint_zeta)(zeta, x, y)
+
+def grad_elbo_mean_field(mu, omega, eta, x, y):
+    return tuple(_grad(elbo_mean_field, (0, 1))(mu, omega, eta, x, y))
+
+def grad_elbo_full_rank(mu, L, eta, x, y):
+    g_mu, g_L = _grad(elbo_full_rank, (0, 1))(mu, L, eta, x, y)
+    return g_mu, np.tril(g_L)
+'''
 
 MUTATIONS = [
     # (function, description, old, new, checks that must fail)
@@ -103,7 +119,25 @@ MUTATIONS = [
     ("advi_full_rank", "trace of length n_iter + 1", "elbo_trace = np.zeros(n_iter)", "elbo_trace = np.zeros(n_iter + 1)",
      {SHAPES_FR, REPLAY, FIT, RNG}),
     ("elbo_full_rank", "L instead of L^T", "zeta = mu + eta @ L.T", "zeta = mu + eta @ L", {VISIBLE, EXACT_ELBO, HIDDEN}),
-    ("elbo_full_rank", "log of a negative diagonal", "np.log(np.abs(np.diag(L)))", "np.log(np.diag(L))", {HIDDEN}),
+    ("elbo_full_rank", "log of a negative diagonal", "np.log(np.abs(np.diag(L)))", "np.log(np.diag(L))",
+     {VISIBLE, HIDDEN}),
+    # Values right, but autograd cannot differentiate them (the gradients differentiate them).
+    ("inverse_transform", "assigns into a copy",
+     "theta = np.concatenate([zeta[..., :2], np.exp(zeta[..., 2:])], axis=-1)",
+     "theta = np.array(zeta, dtype=float); theta[..., 2] = np.exp(zeta[..., 2])", {DIFFERENTIABLE}),
+    ("log_det_jacobian", "float() of every value", "log_det = zeta[..., 2]",
+     "log_det = np.reshape(np.array([float(v) for v in np.ravel(zeta[..., 2])]), np.shape(zeta)[:-1])",
+     {DIFFERENTIABLE}),
+    ("log_joint", "scipy.stats' Gamma density", "log_p = log_likelihood + log_prior_b + log_prior_sigma",
+     "log_p = log_likelihood + log_prior_b + __import__('scipy.stats').stats.gamma.logpdf("
+     "sigma, prior_sigma_shape, scale=1 / prior_sigma_rate)", {DIFFERENTIABLE}),
+    ("log_joint_zeta", "plain numpy's asarray", "log_p = log_joint(inverse_transform(zeta), x, y) + log_det_jacobian(zeta)",
+     "log_p = __import__('numpy').asarray(log_joint(inverse_transform(zeta), x, y), dtype=float) + "
+     "log_det_jacobian(zeta)", {DIFFERENTIABLE}, AUTOGRAD_GRADIENTS),
+    ("elbo_mean_field", "float() of the estimate", "elbo = np.mean(log_joint_zeta(zeta, x, y)) + entropy",
+     "elbo = float(np.mean(log_joint_zeta(zeta, x, y)) + entropy)", {DIFFERENTIABLE}, AUTOGRAD_GRADIENTS),
+    ("elbo_full_rank", "float() of the estimate", "elbo = np.mean(log_joint_zeta(zeta, x, y)) + entropy",
+     "elbo = float(np.mean(log_joint_zeta(zeta, x, y)) + entropy)", {DIFFERENTIABLE}, AUTOGRAD_GRADIENTS),
     ("grad_elbo_full_rank", "whole (L^-1)^T, upper triangle too", "+ np.diag(1.0 / np.diag(L))",
      "+ np.linalg.inv(L).T", {VISIBLE, FD, UNBIASED, HIDDEN}),
     ("grad_elbo_full_rank", "eta g^T instead of g eta^T", "np.tril(g.T @ eta / eta.shape[0])",
@@ -116,12 +150,12 @@ def _grade(source, functions):
         return run_checks(ASSIGNMENT, executor, reference=REFERENCE, only=functions)
 
 
-@pytest.mark.parametrize("function, description, old, new, must_fail", MUTATIONS,
-                         ids=[f"{m[0]}: {m[1]}" for m in MUTATIONS])
-def test_checks_catch_the_bug(function, description, old, new, must_fail):
+@pytest.mark.parametrize("mutation", MUTATIONS, ids=[f"{m[0]}: {m[1]}" for m in MUTATIONS])
+def test_checks_catch_the_bug(mutation):
+    function, description, old, new, must_fail, *suffix = mutation
     names = {c.name for c in ASSIGNMENT.checks_for(function)}
     assert must_fail <= names, must_fail - names
-    result = _grade(_mutate(function, old, new), [function])
+    result = _grade(_mutate(function, old, new) + "".join(suffix), [function])
     failed = {t.name for t in result.tests if not t.passed}
     assert must_fail <= failed, f"not caught by {must_fail - failed}"
     for t in result.tests:
@@ -162,15 +196,6 @@ def test_feedback_names_the_mistake(function, old, new, words):
 
 
 # ----------------------------------------------------------------------------- isolation and autograd
-AUTOGRAD_GRADIENTS = '''
-from autograd import grad as _grad
-
-def grad_log_joint_zeta(zeta, x, y):
-    return elementwise_grad(log_joint_zeta)(zeta, x, y)
-
-def grad_elbo_mean_field(mu, omega, eta, x, y):
-    return tuple(_grad(elbo_mean_field, (0, 1))(mu, omega, eta, x, y))
-'''
 
 
 def test_gradients_through_the_students_own_functions_are_graded_like_any_other():
@@ -296,3 +321,174 @@ def test_replay_rejects_noise_with_the_right_mean_and_variance_but_the_wrong_sha
     result = _grade(source, ["advi_mean_field"])
     replay = next(t for t in result.tests if t.name == REPLAY)
     assert not replay.passed and "standard normal" in replay.feedback
+
+
+# ----------------------------------------------------------------------------- checks that cannot fail
+def _stubbed(function: str, body: str) -> str:
+    """The reference with ``function``'s body replaced by ``body`` (its signature kept)."""
+    start = SOURCE.index(f"def {function}(")
+    header_end = SOURCE.index(":\n", SOURCE.index(")", start)) + 2
+    end = SOURCE.find("\ndef ", start + 1)
+    end = len(SOURCE) if end < 0 else end
+    return SOURCE[:header_end] + body + "\n" + SOURCE[end:]
+
+
+STUBS = {
+    "inverse_transform": "    return np.zeros_like(zeta)",
+    "log_det_jacobian": "    return np.zeros(np.shape(zeta)[:-1])",
+    "log_joint": "    return np.zeros(np.shape(theta)[:-1])",
+    "log_joint_zeta": "    return np.zeros(np.shape(zeta)[:-1])",
+    "grad_log_joint_zeta": "    return np.zeros_like(zeta)",
+    "elbo_mean_field": "    return 0.0",
+    "grad_elbo_mean_field": "    return np.zeros(3), np.zeros(3)",
+    "step_size": "    return np.zeros_like(grad), np.zeros_like(grad)",
+    "advi_mean_field": "    return np.zeros(3), np.zeros(3), np.zeros(n_iter)",
+    "elbo_full_rank": "    return 0.0",
+    "grad_elbo_full_rank": "    return np.zeros(3), np.zeros((3, 3))",
+    "advi_full_rank": "    return np.zeros(3), np.eye(3), np.zeros(n_iter)",
+}
+
+
+@pytest.mark.parametrize("body", ["    raise NotImplementedError()", "    return None", "stub"],
+                         ids=["not implemented", "returns None", "returns zeros of the right shapes"])
+@pytest.mark.parametrize("function", list(STUBS))
+def test_no_check_passes_an_unimplemented_function(function, body):
+    """Issue 10: a skeleton, a function without a return value, or one returning zeros of the right
+    shapes fails every check of its task (in the grader, reference included, and student-side)."""
+    source = _stubbed(function, STUBS[function] if body == "stub" else body)
+    result = _grade(source, [function])
+    passed = [t.name for t in result.tests if t.passed]
+    assert not passed, f"{function} ({body.strip()}) passes {passed}"
+    namespace = {}
+    exec(compile(source, "stub", "exec"), namespace)
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), reference=None, only=[function])
+    assert not [t.name for t in student_side.tests if t.passed]
+
+
+# ----------------------------------------------------------------------------- autograd one point at a time
+PER_POINT = '''
+from autograd import grad as _grad
+
+def grad_log_joint_zeta(zeta, x, y):
+    return np.stack([_grad(log_joint_zeta)(point, x, y) for point in zeta])
+'''
+
+
+def test_the_reference_can_be_differentiated_one_point_at_a_time_and_in_batches():
+    """Issue 11, item 3: per-point and batched autograd of the reference's functions agree, at a
+    single (3,) point too (the reference avoids indexing single numbers with None)."""
+    import autograd
+    d = data.load()
+    zeta = np.array([[5.3, -3.5, 0.9], [4.8, -3.2, 1.1]])
+    batched = REFERENCE.grad_log_joint_zeta(zeta, d["x"], d["y"])
+    for row, expected in zip(zeta, batched):
+        np.testing.assert_allclose(autograd.grad(REFERENCE.log_joint_zeta)(row, d["x"], d["y"]), expected, rtol=1e-12)
+        np.testing.assert_allclose(REFERENCE.grad_log_joint_zeta(row, d["x"], d["y"]), expected, rtol=1e-12)
+        theta = REFERENCE.inverse_transform(row)
+        autograd.grad(REFERENCE.log_joint)(theta, d["x"], d["y"])     # no TypeError at one point
+
+
+def test_a_per_point_autograd_gradient_gets_full_marks_in_the_sandbox_and_student_side():
+    source = SOURCE + PER_POINT
+    result = _grade(source, ["grad_log_joint_zeta", "log_joint", "grad_elbo_mean_field"])
+    assert result.score == result.max_score, [t.feedback for t in result.tests if not t.passed]
+    namespace = {}
+    exec(compile(source, "per point", "exec"), namespace)
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), only=["grad_log_joint_zeta", "log_joint"])
+    assert all(t.passed for t in student_side.tests if t.status != "skipped")
+
+
+def test_autograds_bug_with_single_numbers_indexed_by_none_is_still_there():
+    """The notebook (Step 2) tells students to write np.expand_dims(sigma, -1) rather than
+    sigma[..., None] because autograd raises "first operand must be array" when it differentiates
+    the latter at one point (autograd 1.5 to 1.9.1 with NumPy 1.26 and 2.x; no version avoids it).
+    When this test fails, autograd has fixed its bug: update Step 2 and Step 3 of the notebook."""
+    import autograd
+    import autograd.numpy as anp
+
+    def f(theta):
+        sigma = theta[..., 2]
+        return anp.sum(sigma[..., None] * anp.ones(4)) + anp.log(sigma) + sigma
+
+    with pytest.raises(TypeError, match="first operand must be array"):
+        autograd.grad(f)(np.array([1.0, 2.0, 3.0]))
+    batch = autograd.elementwise_grad(lambda t: anp.sum(t[..., 2][..., None] * anp.ones(4), axis=-1)
+                                      + anp.log(t[..., 2]) + t[..., 2])(np.ones((2, 3)))
+    np.testing.assert_allclose(batch[:, 2], 4.0 + 1.0 + 1.0)      # on a batch the same code is fine
+
+
+def test_per_point_autograd_through_none_indexing_is_explained():
+    source = SOURCE.replace("np.expand_dims(b0, -1) - np.expand_dims(b1, -1) * x) / np.expand_dims(sigma, -1)",
+                            "b0[..., None] - b1[..., None] * x) / sigma[..., None]") + PER_POINT
+    assert "sigma[..., None]" in source
+    result = _grade(source, ["grad_log_joint_zeta", "log_joint"])
+    scores = result.function_scores()
+    assert scores["log_joint"][0] == scores["log_joint"][1]
+    assert scores["grad_log_joint_zeta"][0] < scores["grad_log_joint_zeta"][1]
+    assert "np.expand_dims" in "\n".join(t.feedback for t in result.tests if not t.passed)
+
+
+# ----------------------------------------------------------------------------- fast answers
+ENDLESS = '''
+def advi_mean_field(x, y, n_iter=1000, n_draws=10, learning_rate=0.4, rng=0, mu_init=None, omega_init=None):
+    import itertools
+    rng = np.random.default_rng(rng)
+    mu = np.zeros(3) if mu_init is None else np.array(mu_init, dtype=float)
+    omega = np.zeros(3) if omega_init is None else np.array(omega_init, dtype=float)
+    s_mu = s_omega = None
+    trace = []
+    for k in itertools.count(1):             # never stops
+        eta = rng.standard_normal((n_draws, 3))
+        trace.append(elbo_mean_field(mu, omega, eta, x, y))
+        g_mu, g_omega = grad_elbo_mean_field(mu, omega, eta, x, y)
+        rho_mu, s_mu = step_size(g_mu, s_mu, k, learning_rate)
+        rho_omega, s_omega = step_size(g_omega, s_omega, k, learning_rate)
+        mu, omega = mu + rho_mu * g_mu, omega + rho_omega * g_omega
+    return mu, omega, np.array(trace)
+'''
+
+
+def test_a_loop_that_never_stops_is_stopped_at_its_verdict():
+    """Each loop check stops the student's loop as soon as it has gone past n_iter (AbortCall), so
+    the whole function is judged in seconds, not after four time-outs."""
+    import time
+    started = time.perf_counter()
+    result = _grade(SOURCE + ENDLESS, ["advi_mean_field"])
+    grading = time.perf_counter() - started
+    assert not any(t.passed for t in result.tests)
+    assert all("more than" in t.feedback and not t.timed_out for t in result.tests), [t.feedback for t in result.tests]
+    namespace = {}
+    exec(compile(SOURCE + ENDLESS, "endless", "exec"), namespace)
+    started = time.perf_counter()
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), only=["advi_mean_field"])
+    assert not any(t.passed for t in student_side.tests)
+    assert all("more than" in t.feedback for t in student_side.tests), [t.feedback for t in student_side.tests]
+    assert time.perf_counter() - started < 30 and grading < 60      # (generous: the machine is shared)
+
+
+def test_every_check_a_student_runs_has_hints_of_its_own():
+    """Hints follow the check that failed: every student-side check has hints."""
+    missing = [(c.task, c.name) for c in ASSIGNMENT.checks if not c.needs_reference and not c.hints]
+    assert not missing
+
+
+@pytest.mark.parametrize("function, body", [
+    ("grad_log_joint_zeta", "    return np.full(np.shape(zeta), np.nan)"),
+    ("grad_elbo_full_rank", "    return np.full(3, np.nan), np.full((3, 3), np.nan)"),
+    ("log_joint", "    return np.full(np.shape(theta)[:-1], -np.inf)"),
+    ("advi_mean_field", "    return np.full(3, np.nan), np.full(3, np.inf), np.full(n_iter, np.nan)"),
+])
+def test_non_finite_results_are_explained_without_a_warning(function, body, recwarn):
+    """NaN and inf from the student reach no comparison that warns in the grader ("One of rtol or
+    atol is not valid" zeroes an nbgrader cell); the message says what kind of value it was."""
+    import warnings
+    source = _stubbed(function, body)
+    namespace = {}
+    exec(compile(source, "non-finite", "exec"), namespace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for result in (_grade(source, [function]),
+                       run_checks(ASSIGNMENT, InProcessExecutor(namespace), reference=None, only=[function])):
+            failed = [t for t in result.tests if t.status == "failed"]
+            assert failed and all("internal error" not in t.feedback for t in failed), [t.feedback for t in failed]
+            assert any(any(word in t.feedback for word in ("NaN", "nan", "inf")) for t in failed)

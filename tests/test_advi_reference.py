@@ -465,6 +465,19 @@ def test_theory_model_agrees_with_the_reference(xy):
                                rtol=1e-10, atol=1e-9)
 
 
+def test_theory_log_joint_is_scipy_stats_densities(xy):
+    """The grader's log joint (what the checks compare with, and what stands in for a student's)."""
+    x, y = xy
+    rng = np.random.default_rng(14)
+    theta = np.column_stack([rng.normal(size=(6, 2)) * 8, rng.uniform(0.05, 30.0, 6)])
+    for priors in ({}, {"prior_b_scale": 2.0, "prior_sigma_shape": 3.5, "prior_sigma_rate": 1.7}):
+        s, a, r = (priors.get(k, v) for k, v in theory.PRIORS.items())
+        expected = [scipy.stats.norm.logpdf(y, b0 + b1 * x, sigma).sum() + scipy.stats.norm.logpdf([b0, b1], 0.0, s).sum()
+                    + scipy.stats.gamma.logpdf(sigma, a=a, scale=1 / r) for b0, b1, sigma in theta]
+        np.testing.assert_allclose(theory.log_joint(theta, x, y, **priors), expected, rtol=1e-12)
+        np.testing.assert_allclose(theory.log_joint(theta[0], x, y, **priors), expected[0], rtol=1e-12)
+
+
 def test_theory_monte_carlo_terms_average_to_the_reference_estimates(xy):
     eta = np.random.default_rng(12).standard_normal((13, 3))
     np.testing.assert_allclose(theory.elbo_terms_mean_field(MU, OMEGA, eta, *xy).mean(),

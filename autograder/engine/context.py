@@ -127,8 +127,18 @@ class Context:
         """Call the function under check and return the raw outcome, whatever happened."""
         if standins is None:
             standins = self.default_standins()
-        self.last = self.executor.call(self.task.name, args, kwargs, standins=dict(standins),
-                                       seed=self.task.call_seed, timeout=timeout or self.check.timeout)
+        return self.outcome(self.task.name, args, kwargs, standins=standins, timeout=timeout)
+
+    def outcome(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable] | None = None,
+                timeout: float | None = None, differentiate: int | None = None) -> CallOutcome:
+        """Call the student's ``name`` and return the raw outcome (remembered as ``last``).
+
+        ``differentiate=i`` asks for autograd's derivative of the function with respect to its
+        argument ``i`` instead of its value (see ``Sandbox.call``).
+        """
+        extra = {} if differentiate is None else {"differentiate": differentiate}
+        self.last = self.executor.call(name, tuple(args), dict(kwargs), standins=dict(standins or {}),
+                                       seed=self.call_seed(name), timeout=timeout or self.check.timeout, **extra)
         self.timed_out |= self.last.status == "timeout"
         return self.last
 
@@ -173,10 +183,7 @@ class Context:
 
     def call(self, name: str, *args, standins: Mapping[str, Callable] | None = None,
              timeout: float | None = None, allow_mutation: bool = False, **kwargs):
-        outcome = self.executor.call(name, args, kwargs, standins=dict(standins or {}),
-                                     seed=self.call_seed(name), timeout=timeout or self.check.timeout)
-        self.last = outcome
-        self.timed_out |= outcome.status == "timeout"
+        outcome = self.outcome(name, args, kwargs, standins=standins, timeout=timeout)
         if not outcome.ok:
             raise StudentCodeFailed(*explain_outcome(name, outcome, self.executor))
         if outcome.mutated and not allow_mutation:

@@ -70,10 +70,11 @@ class SandboxExecutor:
         return self.sandbox.source(name)
 
     def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
-             seed: int, timeout: float) -> CallOutcome:
+             seed: int, timeout: float, differentiate: int | None = None) -> CallOutcome:
         if self.submission.error:
             return CallOutcome("unloadable", message=self.submission.error)
-        return self.sandbox.call(name, args, kwargs, standins=standins, seed=seed, timeout=timeout)
+        extra = {} if differentiate is None else {"differentiate": differentiate}
+        return self.sandbox.call(name, args, kwargs, standins=standins, seed=seed, timeout=timeout, **extra)
 
 
 class InProcessExecutor:
@@ -107,10 +108,14 @@ class InProcessExecutor:
             return None
 
     def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
-             seed: int, timeout: float) -> CallOutcome:
+             seed: int, timeout: float, differentiate: int | None = None) -> CallOutcome:
         func = self.own_function(name)
         if func is None:
             return CallOutcome("missing", message=f"no function named {name} is defined")
+        target = func
+        if differentiate is not None:   # autograd's derivative of the student's function (see Sandbox.call)
+            from autograd import elementwise_grad
+            target = elementwise_grad(func, int(differentiate))
         args, kwargs = copy.deepcopy(tuple(args)), copy.deepcopy(dict(kwargs))
         # A stand-in that stops the call (AbortCall) keeps stopping it, even when the student's
         # code catches BaseException: the first reason is reported.
@@ -130,7 +135,7 @@ class InProcessExecutor:
             with _time_limit(timeout), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
                     warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value = func(*args, **kwargs)
+                value = target(*args, **kwargs)
         except _TimeLimit:
             if stops:
                 return _aborted(stops[0], started)

@@ -16,7 +16,12 @@ _PURE_CALLS = _RNG_CALLS | {
     "log", "log2", "log10", "log1p", "exp", "expm1", "sqrt", "abs", "float64", "float32",
     "int64", "int32", "array", "asarray", "finfo", "iinfo", "sin", "cos", "tan", "arctan",
     "float", "int", "complex", "tuple", "frozenset", "round", "pow", "eye", "zeros", "ones",
+    # array constants (masks, index sets) that ADVI's full-rank code defines once at the top
+    "tril", "triu", "tril_indices", "triu_indices", "diag", "identity", "arange", "linspace", "full",
 }
+
+
+_BUILTIN_TYPES = {"bool", "int", "float", "complex"}
 
 
 class Scope:
@@ -84,7 +89,7 @@ def _is_constant_expression(node: ast.expr, known: set[str], modules: set[str]) 
         if isinstance(n, ast.Constant):
             return True
         if isinstance(n, ast.Name):
-            return n.id in known
+            return n.id in known or n.id in _BUILTIN_TYPES     # (dtype=bool)
         if isinstance(n, ast.Lambda):
             return True
         if isinstance(n, (ast.Tuple, ast.List, ast.Set)):

@@ -167,11 +167,13 @@ class Sandbox:
     # ----------------------------------------------------------------------------- calls
     def call(self, name: str, args: tuple = (), kwargs: Mapping | None = None, *,
              standins: Mapping[str, Callable] | None = None, seed: int = 0,
-             timeout: float | None = None) -> CallOutcome:
+             timeout: float | None = None, differentiate: int | None = None) -> CallOutcome:
         """Call the submission's ``name`` with ``args``.
 
         ``standins`` maps names of the submission's globals to callables of the grader's that
         replace them during the call. Callables inside ``args`` are passed by reference too.
+        With ``differentiate=i`` the child returns autograd's ``elementwise_grad(name, i)(*args)``
+        instead: the derivative of the student's function, for checks that it is differentiable.
         """
         remaining = self.limits.total_seconds - self._spent
         if remaining <= 0:
@@ -191,6 +193,8 @@ class Sandbox:
             limit = min(limit, self.limits.max_call_seconds)
         request = {"kind": "call", "fn": name, "args": wire_args, "kwargs": wire_kwargs, "standins": tokens,
                    "seed": seed}
+        if differentiate is not None:
+            request["differentiate"] = int(differentiate)
         outcome = self._job(request, limit, handlers)
         if outcome.status == "ok":
             return self._outcome(outcome.value[1], outcome.seconds)

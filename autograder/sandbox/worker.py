@@ -172,6 +172,9 @@ class Worker:
         if not callable(func):
             return {"kind": "error", "type": "MissingFunction",
                     "message": f"no function named {name} is defined", "frames": []}
+        target = func
+        if message.get("differentiate") is not None:
+            target = _differentiated(func, message["differentiate"])
         args = [self._live(a) for a in message.get("args", [])]
         kwargs = {k: self._live(v) for k, v in message.get("kwargs", {}).items()}
         before = snapshot(tuple(args)), snapshot(kwargs)
@@ -183,7 +186,7 @@ class Worker:
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                value = func(*args, **kwargs)
+                value = target(*args, **kwargs)
         except BaseException as exc:
             return self._error(exc, out)
         finally:
@@ -283,3 +286,10 @@ def _warning_texts(caught) -> list[str]:
         if text not in texts:
             texts.append(text)
     return texts[:5]
+
+
+def _differentiated(func, argnum):
+    """``func``'s derivative by autograd with respect to argument ``argnum`` (elementwise_grad: the
+    gradient of the sum of its outputs), so a check can ask whether autograd differentiates it."""
+    from autograd import elementwise_grad
+    return elementwise_grad(func, int(argnum))

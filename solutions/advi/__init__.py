@@ -69,8 +69,9 @@ def log_joint(theta, x, y, prior_b_scale=10.0, prior_sigma_shape=2.0, prior_sigm
     """
     b0, b1, sigma = theta[..., 0], theta[..., 1], theta[..., 2]
     n = x.shape[0]
-    # Standardised residuals, one row per point: (..., 1) broadcasts against the N observations.
-    z = (y - b0[..., None] - b1[..., None] * x) / sigma[..., None]
+    # Standardised residuals, one row per point: a trailing axis of length 1 broadcasts against the N
+    # observations (np.expand_dims rather than [..., None], which autograd cannot differentiate at one point).
+    z = (y - np.expand_dims(b0, -1) - np.expand_dims(b1, -1) * x) / np.expand_dims(sigma, -1)
     log_likelihood = -0.5 * n * np.log(2 * np.pi) - n * np.log(sigma) - 0.5 * np.sum(z**2, axis=-1)
     log_prior_b = -np.log(2 * np.pi * prior_b_scale**2) - 0.5 * (b0**2 + b1**2) / prior_b_scale**2
     log_prior_sigma = (prior_sigma_shape * np.log(prior_sigma_rate) - gammaln(prior_sigma_shape)

@@ -23,6 +23,9 @@ OMEGA_PROBE = np.array([-1.6, -2.9, -2.8])
 L_PROBE = np.array([[0.47, 0.0, 0.0],
                     [-0.116, 0.043, 0.0],
                     [0.01, -0.005, 0.047]])
+# The same Gaussian q with a negative diagonal entry (a column of L flipped: L L^T is unchanged), as
+# ADVI's updates can produce: the entropy must use log|L_ii|.
+L_FLIPPED = L_PROBE * np.array([1.0, -1.0, 1.0])
 STEP_LEARNING_RATE = 0.3
 
 
@@ -61,6 +64,7 @@ def visible_expectations(ref) -> dict[str, np.ndarray]:
         "grad_log_joint_zeta": ref.grad_log_joint_zeta(v["zeta"], x, y),
         "elbo_mf": np.array(ref.elbo_mean_field(MU_PROBE, OMEGA_PROBE, v["eta"], x, y)),
         "elbo_fr": np.array(ref.elbo_full_rank(MU_PROBE, L_PROBE, v["eta"], x, y)),
+        "elbo_fr_flipped": np.array(ref.elbo_full_rank(MU_PROBE, L_FLIPPED, v["eta"], x, y)),
     }
     out["grad_mu_mf"], out["grad_omega_mf"] = ref.grad_elbo_mean_field(MU_PROBE, OMEGA_PROBE, v["eta"], x, y)
     out["grad_mu_fr"], out["grad_L_fr"] = ref.grad_elbo_full_rank(MU_PROBE, L_PROBE, v["eta"], x, y)

@@ -1,5 +1,6 @@
 # breaks: advi_full_rank
 # bug: adds the transposed step to L, filling its upper triangle
+# why: -
 # (mutant of correct/a_autograd.py)
 import autograd.numpy as anp
 import numpy as onp

@@ -1,5 +1,6 @@
 # breaks: advi_mean_field
 # bug: draws one batch of noise and reuses it every iteration
+# why: loop_same_draws
 # (mutant of correct/c_vectorised.py)
 import autograd.numpy as np
 from autograd import elementwise_grad

@@ -1,5 +1,6 @@
 # breaks: advi_mean_field
 # bug: continues omega's step-size average from mu's
+# why: loop_shared_average
 # (mutant of correct/a_autograd.py)
 import autograd.numpy as anp
 import numpy as onp

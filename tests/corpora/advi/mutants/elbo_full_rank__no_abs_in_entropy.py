@@ -1,5 +1,6 @@
 # breaks: elbo_full_rank
 # bug: takes log L_ii instead of log|L_ii| (NaN for a negative diagonal entry)
+# why: elbo_negative_diagonal
 # (mutant of correct/b_hand_derived.py)
 import numpy as np
 from scipy import stats

@@ -1,5 +1,6 @@
 # breaks: elbo_mean_field
 # bug: sums log p over the draws instead of averaging
+# why: elbo_summed_draws
 # (mutant of correct/a_autograd.py)
 import autograd.numpy as anp
 import numpy as onp

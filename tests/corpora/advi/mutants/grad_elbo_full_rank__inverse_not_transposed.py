@@ -1,5 +1,6 @@
 # breaks: grad_elbo_full_rank
 # bug: adds the lower triangle of L^-1 instead of that of (L^-1)^T
+# why: grad_L_inverse
 # (mutant of correct/c_vectorised.py)
 import autograd.numpy as np
 from autograd import elementwise_grad

@@ -1,5 +1,6 @@
 # breaks: grad_elbo_full_rank
 # bug: returns autograd's gradient for all nine entries of L, upper triangle included
+# why: grad_L_upper
 # (mutant of correct/a_autograd.py)
 import autograd.numpy as anp
 import numpy as onp

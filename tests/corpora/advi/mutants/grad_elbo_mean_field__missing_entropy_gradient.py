@@ -1,5 +1,6 @@
 # breaks: grad_elbo_mean_field
 # bug: forgets the entropy's gradient (+1) in grad_omega
+# why: grad_omega_no_entropy
 # (mutant of correct/b_hand_derived.py)
 import numpy as np
 from scipy import stats

@@ -1,5 +1,6 @@
 # breaks: grad_log_joint_zeta
 # bug: drops the +1 of the log-Jacobian's gradient
+# why: grad_no_log_det
 # (mutant of correct/b_hand_derived.py)
 import numpy as np
 from scipy import stats

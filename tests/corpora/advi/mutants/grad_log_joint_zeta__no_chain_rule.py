@@ -1,5 +1,6 @@
 # breaks: grad_log_joint_zeta
 # bug: forgets the factor exp(zeta2) of the chain rule
+# why: grad_no_chain_rule
 # (mutant of correct/c_vectorised.py)
 import autograd.numpy as np
 from autograd import elementwise_grad

@@ -1,5 +1,6 @@
 # breaks: inverse_transform
 # bug: exp is applied to b0 and b1 too
+# why: inverse_exp_everything
 # (mutant of correct/b_hand_derived.py)
 import numpy as np
 from scipy import stats

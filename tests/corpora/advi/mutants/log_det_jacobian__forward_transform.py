@@ -1,5 +1,6 @@
 # breaks: log_det_jacobian
 # bug: returns the log-Jacobian of T (theta -> zeta), -zeta2
+# why: log_det_forward
 # (mutant of correct/c_vectorised.py)
 import autograd.numpy as np
 from autograd import elementwise_grad

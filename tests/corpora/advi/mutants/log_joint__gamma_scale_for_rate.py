@@ -1,5 +1,6 @@
 # breaks: log_joint
 # bug: divides sigma by the Gamma rate, as if it were a scale
+# why: -
 # (mutant of correct/a_autograd.py)
 import autograd.numpy as anp
 import numpy as onp

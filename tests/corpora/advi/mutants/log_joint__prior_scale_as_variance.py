@@ -1,5 +1,6 @@
 # breaks: log_joint
 # bug: uses the prior's standard deviation as its variance
+# why: -
 # (mutant of correct/c_vectorised.py)
 import autograd.numpy as np
 from autograd import elementwise_grad

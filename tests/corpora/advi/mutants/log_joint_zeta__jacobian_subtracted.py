@@ -1,5 +1,6 @@
 # breaks: log_joint_zeta
 # bug: subtracts the log-Jacobian instead of adding it
+# why: jacobian_subtracted
 # (mutant of correct/a_autograd.py)
 import autograd.numpy as anp
 import numpy as onp

@@ -1,5 +1,6 @@
 # breaks: step_size
 # bug: gives the new squared gradient the weight 1 - alpha (alpha and 1 - alpha swapped)
+# why: step_alpha_swapped
 # (mutant of correct/b_hand_derived.py)
 import numpy as np
 from scipy import stats
