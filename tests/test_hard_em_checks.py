@@ -51,6 +51,7 @@ HARD_SMALL = "hard: small camera shots: the same result as the reference's run"
 SPH_POSTERIOR, SPH_HARD = "soft: the exact posterior of the components", "hard: one-hot at the most probable component"
 TINY = "tiny s2: finite, and the nearest mean wins (the k-means limit)"
 Q_MAX, ONE_HOT = "maximises the expected complete-data log-likelihood", "one-hot gamma: cluster sizes, cluster means, pooled variance"
+TOLERANCE, EM_MAX_ITER = "stops when the relative improvement is below tolerance", "runs at most max_iter iterations"
 FIXED, EMPTY, MAX_ITER = ("returns a fixed point: nearest centres, centres at the means", "an empty cluster keeps its centre",
                           "stops after max_iter updates")
 
@@ -81,7 +82,8 @@ MUTATIONS = [
     ("run_EM", "hard_EM not passed to the E-step in the loop", "        q = run_e_step(X, F, B, s, a, hard_EM)",
      "        q = run_e_step(X, F, B, s, a)", {PASSES_FLAG, HARD_SMALL}),
     ("run_EM", "ignores the tolerance", "if LL[-1] - LL[-2] < tolerance * abs(LL[-2]):", "if False:",
-     {SOFT_VISIBLE, HARD_VISIBLE, FIXED_POINT, HARD_SMALL}),
+     {SOFT_VISIBLE, HARD_VISIBLE, FIXED_POINT, HARD_SMALL, TOLERANCE}),
+    ("run_EM", "one iteration too many", "for _ in range(max_iter):", "for _ in range(max_iter + 1):", {EM_MAX_ITER}),
     ("run_EM", "E-step at twice the noise level", "        q = run_e_step(X, F, B, s, a, hard_EM)",
      "        q = run_e_step(X, F, B, 2 * s, a, hard_EM)", {HARD_MONOTONE}),
     ("e_step_spherical", "no max trick", "gamma = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))",
