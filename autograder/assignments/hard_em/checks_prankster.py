@@ -17,7 +17,7 @@ from ..prankster.checks_em import check_small_shots, check_visible_run
 from ..prankster.checks_steps import HIDDEN_SIZES
 from ..prankster.fixtures import realistic, visible_inputs
 from ..prankster.judging import (BOUND_RTOL, Q_ATOL, Q_RTOL, bound_value, case, check_maximises, compare_m_step,
-                                 compare_q, run_with_table, validate_m_step, validate_q)
+                                 compare_q, run_visible, run_with_table, validate_m_step, validate_q)
 from ..prankster.watching import LL_STRUCTURE, EMWatcher, check_monotone, run_em, small_problem
 from . import ASSIGNMENT, diagnosis, theory
 from .fixtures import visible
@@ -65,7 +65,7 @@ reuse("calculate_lower_bound", "equals the log-likelihood when q is the exact po
 def hard_bound_visible(ctx):
     v, e = visible_inputs(), visible()
     args = (v["tX"], e["hard_F"], e["hard_B"], float(e["hard_s"]), e["hard_a"], e["hard_q"])
-    got = bound_value(ctx.run(*args, hard_EM=True), "the bound with hard_EM=True", q=e["hard_q"])
+    got = bound_value(run_visible(ctx, *args, hard_EM=True), "the bound with hard_EM=True", q=e["hard_q"])
     if not np.isclose(got, float(e["hard_bound"]), rtol=BOUND_RTOL, atol=0):
         log_joint = pt.log_joint(v["tX"], e["hard_F"], e["hard_B"], float(e["hard_s"]), e["hard_a"])
         raise Failed(f"calculate_lower_bound(tX, F, B, s, a, q, hard_EM=True) after a hard E- and M-step on the "
@@ -122,7 +122,7 @@ reuse("run_e_step", "unchanged when an image's log-probabilities all shift by a 
 def hard_e_step_visible(ctx):
     v = visible_inputs()
     ll = pt.log_probability(v["tX"], v["tF"], v["tB"], v["ts"])
-    value = ctx.run(v["tX"], v["tF"], v["tB"], v["ts"], v["ta"], hard_EM=True)
+    value = run_visible(ctx, v["tX"], v["tF"], v["tB"], v["ts"], v["ta"], hard_EM=True)
     validate_hard_q(value, 3, 2, ll, v["ta"])
     q = np.asarray(value, dtype=float)
     expect.close(q, visible()["hard_q"], "q for the notebook's fixture with hard_EM=True", rtol=0, atol=0,
@@ -198,7 +198,7 @@ def compare_hard_m_step(got, expected, q, X, w, text, what="run_m_step(..., hard
 def hard_m_step_visible(ctx):
     v, e = visible_inputs(), visible()
     tX, tw = v["tX"], v["tw"]
-    got = validate_m_step(ctx.run(tX, e["hard_q"], tw, hard_EM=True), *tX.shape[:2], tw, q=e["hard_q"], X=tX)
+    got = validate_m_step(run_visible(ctx, tX, e["hard_q"], tw, hard_EM=True), *tX.shape[:2], tw, q=e["hard_q"], X=tX)
     compare_hard_m_step(got, (e["hard_F"], e["hard_B"], e["hard_s"], e["hard_a"]), e["hard_q"], tX, tw,
                         case(tX=tX, q=e["hard_q"], tw=tw))
 

@@ -210,11 +210,12 @@ def diagnose_kmeans(got_mu, got_labels, X, start, max_iter: int) -> str | None:
         "kmeans_ignores_max_iter": lloyd_variant(X, start, 10_000),
         "kmeans_labels_of_new_centres": lloyd_variant(X, start, max_iter, labels_from_final=True),
     }
+    found = []
     for key, (mu, labels) in variants.items():
         if labels is None:
             continue
         same_as_right = np.array_equal(labels, right_labels) and np.allclose(mu, right_mu, rtol=1e-9, atol=1e-12)
         if not same_as_right and np.array_equal(got_labels, labels) and np.allclose(got_mu, mu, rtol=1e-9,
                                                                                    atol=1e-12):
-            return explain(key)
-    return None
+            found.append(key)
+    return explain(found[0]) if len(found) == 1 else None

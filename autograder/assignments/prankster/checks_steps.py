@@ -20,7 +20,7 @@ from ...engine import Failed, expect
 from . import ASSIGNMENT, diagnosis, theory
 from .fixtures import realistic, visible, visible_inputs
 from .judging import (BOUND_RTOL, LL_RTOL, Q_ATOL, Q_RTOL, bound_value, case, check_maximises, compare_m_step,
-                      compare_q, run_with_table, validate_ll, validate_m_step, validate_q)
+                      compare_q, run_visible, run_with_table, validate_ll, validate_m_step, validate_q)
 
 # Hidden random problems (H, W, w, K), smallest first: the first failure is the smallest failing input.
 HIDDEN_SIZES = [(1, 3, 1, 2), (2, 5, 2, 3), (3, 8, 3, 6), (4, 12, 12, 5), (6, 20, 7, 30), (12, 40, 15, 60)]
@@ -37,9 +37,9 @@ def ll_close(got, expected, what, X, F, B, s, case_text=""):
         raise
 
 
-def student_ll(ctx, X, F, B, s, what):
+def student_ll(ctx, X, F, B, s, what, run=None):
     right = theory.log_probability(X, F, B, s)
-    return validate_ll(ctx.run(X, F, B, s), *right.shape, what=what, right=right), right
+    return validate_ll((run or ctx.run)(X, F, B, s), *right.shape, what=what, right=right), right
 
 
 # =============================================================================== calculate_log_probability
@@ -50,7 +50,8 @@ def student_ll(ctx, X, F, B, s, what):
                          "once per pixel, H * W times per image."))
 def log_probability_visible(ctx):
     v = visible_inputs()
-    ll, _ = student_ll(ctx, v["tX"], v["tF"], v["tB"], v["ts"], "ll returned by calculate_log_probability")
+    ll, _ = student_ll(ctx, v["tX"], v["tF"], v["tB"], v["ts"], "ll returned by calculate_log_probability",
+                       run=lambda *args: run_visible(ctx, *args))
     ll_close(ll, visible()["ll"], "ll for the notebook's fixture (tX, tF, tB, ts)", v["tX"], v["tF"], v["tB"],
              v["ts"], case(tX=v["tX"], tF=v["tF"], tB=v["tB"], ts=v["ts"]))
 
@@ -112,7 +113,7 @@ def bound_with_table(ctx, table, a, make_q, what, **flag):
                          "Broadcast log(a) over the images: np.log(a)[:, None] has shape (W-w+1, 1)."))
 def bound_visible(ctx):
     v = visible_inputs()
-    got = bound_value(ctx.run(v["tX"], v["tF"], v["tB"], v["ts"], v["ta"], v["tq"]), q=v["tq"])
+    got = bound_value(run_visible(ctx, v["tX"], v["tF"], v["tB"], v["ts"], v["ta"], v["tq"]), q=v["tq"])
     expected = float(visible()["bound"])
     if not np.isclose(got, expected, rtol=BOUND_RTOL, atol=0):
         log_joint = theory.log_joint(v["tX"], v["tF"], v["tB"], v["ts"], v["ta"])
@@ -248,7 +249,7 @@ def e_step_with_table(ctx, table, a, what, **flag):
 def e_step_visible(ctx):
     v = visible_inputs()
     ll = theory.log_probability(v["tX"], v["tF"], v["tB"], v["ts"])
-    q = validate_q(ctx.run(v["tX"], v["tF"], v["tB"], v["ts"], v["ta"]), 3, 2, ll=ll, a=v["ta"])
+    q = validate_q(run_visible(ctx, v["tX"], v["tF"], v["tB"], v["ts"], v["ta"]), 3, 2, ll=ll, a=v["ta"])
     compare_q(q, visible()["q"], "q for the notebook's fixture (tX, tF, tB, ts, ta)", ll, v["ta"],
               case(tX=v["tX"], tF=v["tF"], tB=v["tB"], ts=v["ts"], ta=v["ta"]))
 
@@ -352,7 +353,7 @@ def e_step_hidden(ctx):
 def m_step_visible(ctx):
     v, e = visible_inputs(), visible()
     tX, tq, tw = v["tX"], v["tq"], v["tw"]
-    got = validate_m_step(ctx.run(tX, tq, tw), *tX.shape[:2], tw, q=tq, X=tX)
+    got = validate_m_step(run_visible(ctx, tX, tq, tw), *tX.shape[:2], tw, q=tq, X=tX)
     compare_m_step(got, (e["F"], e["B"], e["s"], e["a"]), tq, tX.shape[1], tw, case(tX=tX, tq=tq, tw=tw), X=tX)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...engine import Failed, Spy, expect
+from ...engine import Failed, Spy, StudentCodeFailed, expect
 from . import diagnosis, theory
 
 # Tolerances, per quantity.
@@ -35,6 +35,18 @@ Q_DEFINITION = ("q[d, k] = a[d] exp(ll[d, k]) / sum_d' a[d'] exp(ll[d', k]): for
 
 def case(**values) -> str:
     return expect.format_case(**values)
+
+
+def run_visible(ctx, *args, **kwargs):
+    """``ctx.run`` on the notebook's integer fixtures: an in-place update of an integer input fails
+    there with numpy's casting error, which is explained as such."""
+    try:
+        return ctx.run(*args, **kwargs)
+    except StudentCodeFailed as failure:
+        last = ctx.last
+        if last is not None and last.error_type == "UFuncTypeError" and "same_kind" in last.message:
+            failure.why = diagnosis.explain("in_place_integer")
+        raise
 
 
 # ----------------------------------------------------------------------------- validation
@@ -71,7 +83,8 @@ def validate_q(value, n_positions: int, K: int, what: str = "q returned by run_e
     bad = np.flatnonzero(np.abs(sums - 1) > 1e-8)
     if bad.size:
         k = int(bad[0])
-        if why == Q_DEFINITION and np.allclose(q.sum(axis=1), 1, rtol=0, atol=1e-8) and q.shape[0] != q.shape[1]:
+        if why == Q_DEFINITION and np.allclose(q.sum(axis=1), 1, rtol=0, atol=1e-8) \
+                and 1 < q.shape[0] != q.shape[1]:
             why = diagnosis.explain("q_wrong_axis")
         raise Failed(f"{len(bad)} column(s) of {name} do not sum to 1 (column {k} sums to {sums[k]:.6g})", why=why)
     return q

@@ -242,10 +242,10 @@ def check_monotone(ctx, **flag):
     Only bounds the run computed count: LL must consist of values calculate_lower_bound returned
     during the run (so a function that makes LL up cannot pass)."""
     from .fixtures import realistic
-    shots = realistic(K=60, small=True)
-    scenarios = [("60 small camera shots from run_EM's default start", shots["X"], shots["w"], {}, 6),
-                 ("60 small camera shots from a random start", shots["X"], shots["w"],
-                  dict(zip("FBsa", random_start(ctx.rng, shots["X"], shots["w"]))), 6)]
+    shots = realistic(K=30, small=True)
+    scenarios = [("30 small camera shots from run_EM's default start", shots["X"], shots["w"], {}, 4),
+                 ("30 small camera shots from a random start", shots["X"], shots["w"],
+                  dict(zip("FBsa", random_start(ctx.rng, shots["X"], shots["w"]))), 4)]
     for n in range(3):
         X, start = theory.random_problem(ctx.rng, 3, 10, 4, 30, noise=120.0)
         scenarios.append((f"a random problem with uncertain positions (H=3, W=10, w=4, K=30) #{n + 1}", X, 4,

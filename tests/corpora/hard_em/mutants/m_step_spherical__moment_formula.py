@@ -1,5 +1,6 @@
 # breaks: m_step_spherical
 # bug: s2 as E[x^2] - mu^2, which cancels far from the origin
+# says: s2_cancellation
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 
