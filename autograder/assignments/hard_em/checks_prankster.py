@@ -13,7 +13,7 @@ import numpy as np
 from ...engine import Failed, expect
 from ..prankster import ASSIGNMENT as PRANKSTER
 from ..prankster import theory as pt
-from ..prankster.checks_em import check_small_shots, check_visible_run
+from ..prankster.checks_em import check_flags, check_small_shots, check_visible_run
 from ..prankster.checks_steps import HIDDEN_SIZES
 from ..prankster.fixtures import realistic, visible_inputs
 from ..prankster.judging import (BOUND_RTOL, Q_ATOL, Q_RTOL, bound_value, case, check_maximises, compare_m_step,
@@ -278,10 +278,7 @@ def em_passes_flag(ctx):
             if not spy.calls:
                 raise Failed(f"run_EM did not call {spy.name}",
                              why="run_EM must call run_e_step, run_m_step and calculate_lower_bound by those names")
-            received = [bool(call.arguments["hard_EM"]) for call in spy.calls]
-            if any(r != flag for r in received):
-                raise Failed(f"run_EM(..., hard_EM={flag}) called {spy.name} with hard_EM={not flag}",
-                             why="pass run_EM's hard_EM on to every call of the steps, by keyword or position")
+        check_flags(watcher, {"hard_EM": flag})
 
 
 @ASSIGNMENT.check("run_EM", "hard: the bound never decreases", 2,

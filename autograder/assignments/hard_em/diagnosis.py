@@ -19,6 +19,8 @@ EXPLANATIONS.update({
     "hard_q_no_prior": ("the chosen positions maximise ll[d, k] alone: the prior counts, maximise "
                         "ll[d, k] + log a[d] (a position with a[d] = 0 is impossible)"),
     "hard_q_argmin": "the chosen positions are the LEAST probable ones: use argmax, not argmin",
+    "hard_q_impossible": ("a chosen position has prior a[d] = 0, so it is impossible: maximise ll[d, k] + log a[d] "
+                          "(log 0 = -inf never wins)"),
     # e_step_spherical
     "gamma_underflow": ("for a small s2 the log-weights are huge and negative (of order -distance^2 / (2 s2)): exp() "
                         "gives 0 for every component and 0/0 = NaN; subtract each row's maximum before exponentiating"),
@@ -79,6 +81,8 @@ def diagnose_hard_q(q, ll, a) -> str | None:
                            ("hard_q_argmin", np.argmin(np.where(np.isfinite(joint), joint, np.inf), axis=0))):
         if not np.array_equal(candidate, right) and np.array_equal(chosen, candidate):
             return explain(key)
+    if np.any(np.asarray(a)[chosen] == 0):
+        return explain("hard_q_impossible")
     return None
 
 
@@ -87,43 +91,43 @@ def diagnose_hard_m_step(got, X, q, w) -> str | None:
 
 
 # =============================================================================== spherical mixture
-def gamma_candidates(X, pi, mu, s2) -> dict:
+def diagnose_gamma(gamma, X, pi, mu, s2) -> str | None:
+    """Why soft responsibilities ``gamma`` are wrong, or None: the one candidate mistake whose
+    recomputed value (NaN where it makes 0/0) equals ``gamma``."""
+    gamma = np.asarray(gamma, dtype=float)
     X = np.asarray(X, dtype=float)
     mu = np.asarray(mu, dtype=float)
     pi = np.asarray(pi, dtype=float)
-    C = len(pi)
-    squared = np.sum((X[:, None, :] - mu[None]) ** 2, axis=2)
-    log_pi = pt.log_of(pi)[None, :]
-    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
-        shifted = np.exp(theory.log_weights(X, pi, mu, s2) - theory.log_weights(X, pi, mu, s2).max(axis=1,
-                                                                                                  keepdims=True))
-        return {
-            "gamma_no_pi": theory.posterior(X, np.full(C, 1 / C), mu, s2),
-            "gamma_pi_not_log": softmax(pi[None, :] - squared / (2 * s2), axis=1),
-            "gamma_s2_not_2s2": softmax(log_pi - squared / s2, axis=1),
-            "gamma_s2_as_sd": softmax(log_pi - squared / (2 * s2 * s2), axis=1),
-            "gamma_distance": softmax(log_pi - np.sqrt(squared) / (2 * s2), axis=1),
-            "gamma_not_normalised": shifted,
-            "gamma_wrong_axis": softmax(theory.log_weights(X, pi, mu, s2), axis=0),
-        }
-
-
-def diagnose_gamma(gamma, X, pi, mu, s2) -> str | None:
-    """Why soft responsibilities ``gamma`` are wrong, or None."""
-    gamma = np.asarray(gamma, dtype=float)
     log_weights = theory.log_weights(X, pi, mu, s2)
     if gamma.shape != log_weights.shape:
         return None
-    bad_rows = ~np.all(np.isfinite(gamma), axis=1) | (gamma.sum(axis=1) == 0)
-    if bad_rows.any():
-        if np.all(log_weights.max(axis=1)[bad_rows] < -700):
-            return explain("gamma_underflow")
-        return None
-    found = prankster.matching(gamma, theory.posterior(X, pi, mu, s2), gamma_candidates(X, pi, mu, s2),
-                               rtol=1e-6, atol=1e-10, registry=EXPLANATIONS)
-    if found:
-        return found
-    if np.any(np.abs(gamma.sum(axis=1) - 1) > 1e-8) and np.allclose(gamma.sum(axis=0), 1, rtol=0, atol=1e-8):
+    C = len(pi)
+    right = theory.posterior(X, pi, mu, s2)
+    squared = np.sum((X[:, None, :] - mu[None]) ** 2, axis=2)
+    log_pi = pt.log_of(pi)[None, :]
+    with np.errstate(over="ignore", under="ignore", invalid="ignore", divide="ignore"):
+        plain = np.exp(log_weights)
+        candidates = [
+            ("gamma_underflow", plain / plain.sum(axis=1, keepdims=True)),
+            ("gamma_underflow", np.nan_to_num(plain / plain.sum(axis=1, keepdims=True), nan=0.0, posinf=0.0)),
+            ("gamma_wrong_axis", softmax(log_weights, axis=0)),
+            ("gamma_no_pi", theory.posterior(X, np.full(C, 1 / C), mu, s2)),
+            ("gamma_pi_not_log", softmax(pi[None, :] - squared / (2 * s2), axis=1)),
+            ("gamma_s2_not_2s2", softmax(log_pi - squared / s2, axis=1)),
+            ("gamma_s2_as_sd", softmax(log_pi - squared / (2 * s2 * s2), axis=1)),
+            ("gamma_distance", softmax(log_pi - np.sqrt(squared) / (2 * s2), axis=1)),
+            ("gamma_not_normalised", np.exp(log_weights - log_weights.max(axis=1, keepdims=True))),
+        ]
+    found = set()
+    for key, value in candidates:
+        if np.allclose(value, right, rtol=1e-4, atol=1e-8, equal_nan=True):
+            continue
+        if np.allclose(gamma, value, rtol=1e-6, atol=1e-10, equal_nan=True):
+            found.add(key)
+    if len(found) == 1:
+        return explain(found.pop())
+    if not found and np.all(np.isfinite(gamma)) and gamma.shape[1] > 1 \
+            and np.any(np.abs(gamma.sum(axis=1) - 1) > 1e-8) and np.allclose(gamma.sum(axis=0), 1, rtol=0, atol=1e-8):
         return explain("gamma_wrong_axis")
     return None
 

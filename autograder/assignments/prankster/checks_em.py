@@ -26,9 +26,21 @@ def diagnose_LL(LL, watcher: EMWatcher, X) -> str:
     candidates = {"LL_no_final": implied[:-1], "LL_no_initial": implied[1:],
                   "LL_after_e_step": np.array(after_e[:1] + after_e[1:] + after_e[-1:])}
     for key, value in candidates.items():
+        if len(value) == len(implied) and np.allclose(value, implied, rtol=1e-10, atol=0):
+            continue                      # the same as the right structure here: no symptom
         if len(value) == len(LL) and np.allclose(LL, value, rtol=1e-10, atol=0):
             return explain(key)
     return LL_STRUCTURE
+
+
+def check_flags(watcher: EMWatcher, flag: dict) -> None:
+    """When the steps take hard_EM: every call got the run's flag (default False)."""
+    wanted = bool(flag.get("hard_EM", False))
+    for spy in (watcher.e_step, watcher.m_step, watcher.bound):
+        for call in spy.calls:
+            if call.arguments is not None and "hard_EM" in call.arguments and bool(call.arguments["hard_EM"]) != wanted:
+                raise Failed(f"run_EM(..., hard_EM={wanted}) called {spy.name} with hard_EM={not wanted}",
+                             why="pass run_EM's hard_EM on to every call of the steps, by keyword or position")
 
 
 def stopping_symptom(LL, watcher: EMWatcher, X, tolerance: float) -> str | None:
@@ -68,6 +80,7 @@ def check_visible_run(ctx, expected: dict, prefix: str = "em_", **flag):
     label = f"run_EM(tX, tw, max_iter={EM_MAX_ITER}" + "".join(f", {k}={val}" for k, val in flag.items()) + ")"
     watcher = EMWatcher(ctx, max_iter=EM_MAX_ITER, flag=flag)
     F, B, s, a, LL = run_em(ctx, tX, tw, watcher, max_iter=EM_MAX_ITER, **flag)
+    check_flags(watcher, flag)
     text = expect.format_case(tX=tX, tw=tw)
     want = expected[prefix + "LL"]
     if LL.shape != want.shape or not np.allclose(LL, want, rtol=1e-9, atol=1e-9):
