@@ -65,3 +65,36 @@ def names_the_bug(test, tokens: list[str], registry: dict) -> bool:
 def check_declarations(paths, registry: dict) -> None:
     unknown = {p.name: declared_keys(p) - set(registry) for p in paths if declared_keys(p) - set(registry)}
     assert not unknown, f"unknown explanation keys: {unknown}"
+
+
+def student_side_result(path: str, assignment_id: str, function: str):
+    """The student-side checks of ``function`` (no reference) on the submission's own functions, as
+    ``check("<function>", <function>)`` runs them in the student's kernel (a worker process)."""
+    from autograder.assignments import get_assignment
+    from autograder.engine import run_checks
+    from autograder.engine.executors import InProcessExecutor
+
+    from corpus_support import student_namespace
+    assignment = get_assignment(assignment_id)
+    return run_checks(assignment, InProcessExecutor(student_namespace(Path(path))), reference=None,
+                      submission=Path(path).name, only=[function])
+
+
+def grade_all_student_side(request, assignment_id: str, workers: int = 2):
+    """Generator for a module-scoped fixture: {path: Future of student_side_result} for the mutants the
+    selected tests of ``request.module`` take as their ``path`` parameter (a worker pool: the student
+    side of a slow submission runs there, not in the test process)."""
+    import multiprocessing
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+
+    from corpus_support import header
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    wanted = []
+    for item in request.session.items:
+        if item.module is request.module and hasattr(item, "callspec") and "path" in item.callspec.params \
+                and "student_side" in getattr(item, "fixturenames", ()):
+            wanted.append(item.callspec.params["path"])
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield {path: pool.submit(student_side_result, str(path), assignment_id, header(path)[0])
+               for path in dict.fromkeys(wanted)}

@@ -15,8 +15,8 @@ from ...engine import Failed, expect
 from . import ASSIGNMENT
 from .diagnosis import explain
 from .fixtures import EM_MAX_ITER, visible, visible_inputs
-from .watching import (LL_STRUCTURE, MAX_ITER_RULE, STOPPING_RULE, EMWatcher, check_monotone, flag_of,
-                       geometric_script, random_start, run_em, small_problem, stopping_iteration)
+from .watching import (LL_STRUCTURE, MAX_ITER_RULE, STOPPING_RULE, EMWatcher, check_monotone, geometric_script,
+                       random_start, require_computed_LL, run_em, small_problem, stopping_iteration)
 
 
 def diagnose_LL(LL, watcher: EMWatcher, X) -> str:
@@ -59,7 +59,7 @@ def stopping_symptom(LL, watcher: EMWatcher, X, tolerance: float) -> str | None:
     return None
 
 
-def compare_parameters(ctx, got, expected, label, text="", watcher=None, X=None):
+def compare_parameters(got, expected, label, text="", watcher=None):
     for name, value, want in zip("FBsa", got, expected):
         if not np.allclose(value, want, rtol=1e-6, atol=1e-9):
             why = "return the parameters of the last M-step"
@@ -91,7 +91,7 @@ def check_visible_run(ctx, expected: dict, prefix: str = "em_", **flag):
             raise Failed(f"{label} returned {len(LL)} bounds, expected {len(want)}: "
                          f"{np.round(want, 6).tolist()}", why=why, case=text)
         expect.close(LL, want, f"LL of {label}", rtol=1e-9, atol=1e-9, case=text, why=why)
-    compare_parameters(ctx, (F, B, s, a), [expected[prefix + n] for n in "FBsa"], label, text, watcher)
+    compare_parameters((F, B, s, a), [expected[prefix + n] for n in "FBsa"], label, text, watcher)
 
 
 # =============================================================================== run_EM
@@ -202,8 +202,8 @@ def em_given_start(ctx):
     X, w = small_problem(ctx.rng, K=5)
     F0, B0, s0, a0 = random_start(ctx.rng, X, w)
     watcher = EMWatcher(ctx, max_iter=2)
-    run_em(ctx, X, w, watcher, F=F0, B=B0, s=s0, a=a0, max_iter=2)
-    watcher.require_calls()
+    *_, LL = run_em(ctx, X, w, watcher, F=F0, B=B0, s=s0, a=a0, max_iter=2)
+    require_computed_LL(LL, watcher, "from a given start")
     given = {"F": F0, "B": B0, "s": s0, "a": a0}
     for name, got in zip("FBsa", watcher.parameters(watcher.e_step.calls[0])):
         if np.shape(got) != np.shape(given[name]) or not np.array_equal(np.asarray(got, dtype=float), given[name]):

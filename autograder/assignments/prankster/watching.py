@@ -235,6 +235,17 @@ def random_start(rng, X, w):
             rng.dirichlet(np.full(W - w + 1, 3.0)))
 
 
+def require_computed_LL(LL, watcher: EMWatcher, where: str) -> None:
+    """LL must hold bounds the run computed (values some call of calculate_lower_bound returned): a
+    function that makes LL up earns nothing from the checks that read it."""
+    watcher.require_calls()
+    computed = watcher.bound_values()
+    made_up = [float(v) for v in LL if not np.any(np.isclose(computed, v, rtol=1e-12, atol=0))]
+    if made_up:
+        raise Failed(f"{where}, LL holds {made_up[0]:.10g}, which no call of calculate_lower_bound returned "
+                     "during the run", why="append the values calculate_lower_bound returns; " + LL_STRUCTURE)
+
+
 def check_monotone(ctx, **flag):
     """LL never decreases: on small camera shots (nearly one-hot posteriors), and on small random
     problems with soft posteriors, where every step must be exactly an E- or M-step to keep it.
@@ -253,12 +264,7 @@ def check_monotone(ctx, **flag):
     for label, X, w, start, n_iter in scenarios:
         watcher = EMWatcher(ctx, max_iter=n_iter, flag=flag)
         *_, LL = run_em(ctx, X, w, watcher, tolerance=0.0, max_iter=n_iter, **start, **flag)
-        watcher.require_calls()
-        computed = watcher.bound_values()
-        made_up = [float(v) for v in LL if not np.any(np.isclose(computed, v, rtol=1e-12, atol=0))]
-        if made_up:
-            raise Failed(f"on {label}, LL holds {made_up[0]:.10g}, which no call of calculate_lower_bound returned "
-                         "during the run", why="append the values calculate_lower_bound returns; " + LL_STRUCTURE)
+        require_computed_LL(LL, watcher, f"on {label}")
         drops = np.flatnonzero(np.diff(LL) < -1e-10 * np.abs(LL[:-1]))
         if drops.size:
             t = int(drops[0])
