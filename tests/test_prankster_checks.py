@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from autograder.assignments import get_assignment
-from autograder.assignments.prankster import checks_em, fixtures, theory
+from autograder.assignments.prankster import fixtures, theory, watching
 from autograder.engine import run_checks
 from autograder.engine.executors import InProcessExecutor, SandboxExecutor
 from autograder.engine.reference import load_reference
@@ -197,8 +197,8 @@ def test_the_reference_run_on_small_shots_is_a_real_run():
 
 
 def test_scripted_stopping_rule():
-    script = checks_em.geometric_script()
-    m = checks_em.stopping_iteration(script, 1e-3)
+    script = watching.geometric_script()
+    m = watching.stopping_iteration(script, 1e-3)
     gain = lambda k: (script(k) - script(k - 1)) / abs(script(k - 1))  # noqa: E731
     assert gain(m) < 1e-3 <= gain(m - 1)
 

@@ -13,9 +13,8 @@ import numpy as np
 from ...engine import Failed, expect
 from ..prankster import ASSIGNMENT as PRANKSTER
 from ..prankster import theory as pt
-from ..prankster.checks_em import check_flags, check_small_shots, check_visible_run
-from ..prankster.checks_steps import HIDDEN_SIZES
-from ..prankster.fixtures import realistic, visible_inputs
+from ..prankster.fixtures import HIDDEN_SIZES, realistic, visible_inputs
+from ..prankster.judging_em import check_flags, check_small_shots, check_visible_run
 from ..prankster.judging import (BOUND_RTOL, bound_value, case, check_maximises, compare_m_step,
                                  compare_q, run_visible, run_with_table, validate_m_step, validate_q)
 from ..prankster.watching import LL_STRUCTURE, EMWatcher, check_monotone, run_em, small_problem

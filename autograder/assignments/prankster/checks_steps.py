@@ -18,12 +18,10 @@ from scipy.special import logsumexp
 
 from ...engine import Failed, expect
 from . import ASSIGNMENT, diagnosis, theory
-from .fixtures import realistic, visible, visible_inputs
+from .fixtures import HIDDEN_SIZES, realistic, visible, visible_inputs
 from .judging import (BOUND_RTOL, LL_RTOL, Q_ATOL, Q_RTOL, bound_value, case, check_maximises, compare_m_step,
                       compare_q, run_visible, run_with_table, validate_ll, validate_m_step, validate_q)
 
-# Hidden random problems (H, W, w, K), smallest first: the first failure is the smallest failing input.
-HIDDEN_SIZES = [(1, 3, 1, 2), (2, 5, 2, 3), (3, 8, 3, 6), (4, 12, 12, 5), (6, 20, 7, 30), (12, 40, 15, 60)]
 # Property checks run on the student's machine with the student's own functions: small sizes only.
 SMALL_SIZES = [(1, 4, 1, 2), (2, 6, 3, 4), (3, 9, 9, 3), (4, 11, 4, 7)]
 
