@@ -51,6 +51,7 @@ HARD_SMALL = "hard: small camera shots: the same result as the reference's run"
 SPH_POSTERIOR, SPH_HARD = "soft: the exact posterior of the components", "hard: one-hot at the most probable component"
 TINY = "tiny s2: finite, and the nearest mean wins (the k-means limit)"
 Q_MAX, ONE_HOT = "maximises the expected complete-data log-likelihood", "one-hot gamma: cluster sizes, cluster means, pooled variance"
+TOLERANCE, EM_MAX_ITER = "stops when the relative improvement is below tolerance", "runs at most max_iter iterations"
 FIXED, EMPTY, MAX_ITER = ("returns a fixed point: nearest centres, centres at the means", "an empty cluster keeps its centre",
                           "stops after max_iter updates")
 
@@ -81,7 +82,8 @@ MUTATIONS = [
     ("run_EM", "hard_EM not passed to the E-step in the loop", "        q = run_e_step(X, F, B, s, a, hard_EM)",
      "        q = run_e_step(X, F, B, s, a)", {PASSES_FLAG, HARD_SMALL}),
     ("run_EM", "ignores the tolerance", "if LL[-1] - LL[-2] < tolerance * abs(LL[-2]):", "if False:",
-     {SOFT_VISIBLE, HARD_VISIBLE, FIXED_POINT, HARD_SMALL}),
+     {SOFT_VISIBLE, HARD_VISIBLE, FIXED_POINT, HARD_SMALL, TOLERANCE}),
+    ("run_EM", "one iteration too many", "for _ in range(max_iter):", "for _ in range(max_iter + 1):", {EM_MAX_ITER}),
     ("run_EM", "E-step at twice the noise level", "        q = run_e_step(X, F, B, s, a, hard_EM)",
      "        q = run_e_step(X, F, B, 2 * s, a, hard_EM)", {HARD_MONOTONE}),
     ("e_step_spherical", "no max trick", "gamma = np.exp(log_weights - log_weights.max(axis=1, keepdims=True))",
@@ -174,3 +176,63 @@ def test_theory_agrees_with_the_reference():
     gamma = theory.random_responsibilities(rng, 50, 4)
     for ours, theirs in zip(theory.m_step(X, gamma), REFERENCE.m_step_spherical(X, gamma)):
         np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- what the notebook says
+def _notebook():
+    import nbformat
+    return nbformat.read(ROOT / "solutions" / "hard_em" / "hard_em.ipynb", 4)
+
+
+def _markdown() -> str:
+    return "\n".join(c.source for c in _notebook().cells if c.cell_type == "markdown")
+
+
+def test_the_notebook_states_the_fixtures_expected_values():
+    """The numbers written next to each task agree with the stored expected values."""
+    text, v = _markdown(), fixtures.visible()
+
+    def rows(array, fmt):
+        return "[" + ", ".join("[" + ", ".join(fmt(x) for x in row) + "]" for row in np.atleast_2d(array)) + "]"
+
+    short = lambda x: f"{x:.4f}".rstrip("0").rstrip(".")  # noqa: E731
+    assert rows(v["hard_q"], lambda x: f"{x:.0f}") == "[[1, 1], [0, 0], [0, 0]]" and "`[[1, 1], [0, 0], [0, 0]]`" in text
+    assert f"`{float(v['hard_bound']):.4f}`" in text
+    assert f"`{rows(v['hard_F'], short)}`" in text and f"`{rows(v['hard_B'], short)}`" in text
+    assert f"`{short(float(v['hard_s']))}`" in text
+    assert "`[" + ", ".join(short(x) for x in v["hard_a"]) + "]`" in text
+    assert "`[" + ", ".join(f"{x:.4f}" for x in v["hard_em_LL"]) + "]`" in text
+    assert f"stops after {len(v['hard_em_LL']) - 2} iterations" in text
+    assert f"`{rows(v['hard_em_F'], short)}`" in text and "`[" + ", ".join(short(x) for x in v["hard_em_a"]) + "]`" in text
+    assert "`[" + ", ".join(f"{x:.5f}" for x in v["gamma_soft"][0]) + "]`" in text
+    assert "`[" + ", ".join(f"{x:.4f}" for x in v["gamma_soft"].sum(axis=0)) + "]`" in text
+    assert "`[" + ", ".join(f"{x:.0f}" for x in v["gamma_hard"].sum(axis=0)) + "]`" in text
+    assert "`[" + ", ".join(f"{x:.5f}" for x in v["pi1"]) + "]`" in text
+    assert f"`{rows(v['mu1'], lambda x: f'{x:.5f}')}`" in text and f"`{float(v['s2_1']):.5f}`" in text
+    assert f"`{rows(v['kmeans_mu'], short)}`" in text
+    counts = np.bincount(v["kmeans_labels"].astype(int))
+    assert ", ".join(str(n) for n in counts[:-1]) + f" and {counts[-1]} points" in text
+    g = fixtures.gmm_sample()
+    updates = next(m for m in range(1, 100) if np.array_equal(theory.lloyd(g["data"], g["mu0"], m)[1],
+                                                              theory.lloyd(g["data"], g["mu0"], m + 1)[1]))
+    assert f"stops after {updates} updates" in text
+    far = REFERENCE.m_step_spherical(g["data"] + fixtures.FAR_SHIFT, v["gamma_soft"])
+    assert far[2] == pytest.approx(float(v["s2_1"]), rel=1e-12)
+    assert "`Xg + [" + ", ".join(f"{x:.0e}".replace("+0", "") for x in fixtures.FAR_SHIFT) + "]`" in text
+
+
+def test_the_notebook_s2_claims_are_what_its_mixture_cell_computes():
+    """"0.95 against 0.99" and "2.59" in the text are the s2 of the notebook's own mixture runs."""
+    import re
+    cell = next(c.source for c in _notebook().cells if c.cell_type == "code" and "def mixture_em" in c.source)
+    namespace = {"np": np, "e_step_spherical": REFERENCE.e_step_spherical, "m_step_spherical": REFERENCE.m_step_spherical}
+    exec(cell.split("\n\n\nfig, axes")[0], namespace)
+    g = fixtures.gmm_sample()
+    s2 = {label: namespace["mixture_em"](g["data"], g["mu0"], 4.0, hard, learn)[2]
+          for label, hard, learn in (("EM", False, True), ("hard", True, True), ("hard equal", True, False))}
+    text = _markdown()
+    claim = re.search(r"smaller \$s\^2\$ than EM \((\d\.\d\d) against (\d\.\d\d)\).*?larger instead \((\d\.\d\d)\)", text,
+                      re.S)
+    assert claim, "the notebook no longer compares the mixture runs' s2"
+    assert [float(x) for x in claim.groups()] == [round(s2["hard equal"], 2), round(s2["EM"], 2), round(s2["hard"], 2)]
+    assert s2["hard equal"] < s2["EM"] < s2["hard"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from autograder.assignments import get_assignment
-from autograder.assignments.prankster import checks_em, fixtures, theory
+from autograder.assignments.prankster import fixtures, theory, watching
 from autograder.engine import run_checks
 from autograder.engine.executors import InProcessExecutor, SandboxExecutor
 from autograder.engine.reference import load_reference
@@ -197,8 +197,8 @@ def test_the_reference_run_on_small_shots_is_a_real_run():
 
 
 def test_scripted_stopping_rule():
-    script = checks_em.geometric_script()
-    m = checks_em.stopping_iteration(script, 1e-3)
+    script = watching.geometric_script()
+    m = watching.stopping_iteration(script, 1e-3)
     gain = lambda k: (script(k) - script(k - 1)) / abs(script(k - 1))  # noqa: E731
     assert gain(m) < 1e-3 <= gain(m - 1)
 
@@ -219,3 +219,37 @@ def test_the_notebook_states_the_fixtures_expected_values():
     assert "`[" + ", ".join(f"{x:.4f}" for x in v["em_LL"]) + "]`" in text
     assert f"stops after {len(v['em_LL']) - 2}" in text
     assert re.search(r"\[\[1, 1\], \[0, 0\], \[0, 0\]\]", text) and np.allclose(v["q"], [[1, 1], [0, 0], [0, 0]])
+
+
+@pytest.mark.slow
+def test_the_notebook_numbers_on_the_bound_per_shot_are_its_own():
+    """The bound per shot, correlations and the seen/unseen split quoted next to the growing-subsets
+    cell are what that cell computes (with the reference steps)."""
+    from autograder.datasets import prankster
+    nb = nbformat.read(ROOT / "solutions" / "prankster" / "prankster.ipynb", 4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    cell = next(c.source for c in nb.cells if c.cell_type == "code" and "schedule = [" in c.source)
+    schedule = eval(re.search(r"schedule = (\[.*?\])", cell).group(1))
+    data = prankster.load()
+    X, w = data["X"], data["w"]
+    true_face = prankster.ground_truth()["face"]
+    H, W, K = X.shape
+    rng = np.random.default_rng(int(re.search(r"default_rng\((\d+)\)", cell).group(1)))
+    F, B, s, a = rng.uniform(0, 255, (H, w)), X[:, :, :50].mean(axis=2), None, None
+    per_shot, correlations = [], []
+    for n_shots, n_iterations in schedule:
+        for _ in range(n_iterations):
+            F, B, s, a, LL = REFERENCE.run_EM(X[:, :, :n_shots], w, F, B, s, a, tolerance=0.0, max_iter=1)
+        per_shot.append(LL[-1] / n_shots)
+        correlations.append(np.corrcoef(F.ravel(), true_face.ravel())[0, 1])
+        if n_shots == schedule[0][0]:
+            unseen = X[:, :, n_shots:]
+            q = REFERENCE.run_e_step(unseen, F, B, s, a)
+            unseen_per_shot = REFERENCE.calculate_lower_bound(unseen, F, B, s, a, q) / unseen.shape[2]
+    assert ", ".join(f"{c:.2f}" for c in correlations[1:-1]) + f" and {correlations[-1]:.2f}" in text
+    assert f"is {correlations[0]:.2f} after the 50-shot stage" in text
+    falling = [round(v) for v in per_shot[1:]]
+    assert all(b < a for a, b in zip(falling, falling[1:])) and per_shot[1] > per_shot[0]
+    assert ", ".join(str(v) for v in falling[:-1]) + f" and {falling[-1]}" in text
+    assert f"those 50 shots score\n{round(per_shot[0])} per shot, the 950 others {round(unseen_per_shot)}" in text \
+        or f"score {round(per_shot[0])} per shot, the 950 others {round(unseen_per_shot)}" in text.replace("\n", " ")

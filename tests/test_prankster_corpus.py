@@ -1,15 +1,20 @@
 """The prankster grader against a corpus of independent student submissions.
 
-``tests/corpora/prankster/correct/``: (a) one Python loop over the positions wherever positions
-matter (what a careful student writes first); (b) fully vectorised with window sums (cumulative
-sums along the columns) and sliding windows, never building a stack of model images; (c) a
-notebook with scratch cells, magics and plots, scipy's softmax and xlogy, tensordot in the
-M-step. Each must get full marks and pass every student-side check.
+``tests/corpora/prankster/correct/``: eleven correct submissions in different styles (a loop over
+positions; window sums; a notebook with scratch cells; an own helper; a stack of model images
+with scipy and keyword calls; another valid order of run_EM's calls, with repeated E-steps and
+extra bounds; Python floats and the math module; loops over images and positions; sliding windows
+and 0-d arrays; the stop test before the E-step; scipy.stats). Each gets full marks in the CLI and
+passes every student-side check.
 
-``tests/corpora/prankster/mutants/``: copies of (a) and (b) with one realistic bug each (header
-``# breaks: <function>`` / ``# bug: ...``): each must lose points on that function only, with
-feedback that names the function or the quantity it got wrong. Shared machinery:
-tests/corpus_support.py.
+``tests/corpora/prankster/mutants/``: copies with one realistic bug each (header
+``# breaks: <function>`` / ``# bug: ...`` / ``# says: ...``). Each loses points on that function
+only (CLI), fails its own student-side check, and its feedback obeys the explanation properties of
+``corpus_explanations``: the first failing check names the bug, no explanation appears without its
+symptom, every explanation is seen on one mutant and withheld from another.
+
+Also: the untouched release earns 0, and placeholders that return well-formed but meaningless
+values (zeros, a uniform posterior, the inputs) earn 0 on their function.
 """
 
 from __future__ import annotations
@@ -18,8 +23,12 @@ from pathlib import Path
 
 import pytest
 
+import corpus_explanations as ce
 import corpus_support as corpus
 from autograder.assignments import get_assignment
+from autograder.assignments.prankster.diagnosis import EXPLANATIONS
+from autograder.grading import grade_file
+from conftest import ROOT
 
 CORPUS = Path(__file__).resolve().parent / "corpora" / "prankster"
 CORRECT, MUTANTS = corpus.corpus_files(CORPUS)
@@ -32,7 +41,7 @@ QUANTITIES = {
     "calculate_lower_bound": ("bound",),
     "run_e_step": ("q",),
     "run_m_step": ("F", "B", "s", "a"),
-    "run_EM": ("LL", "iterations", "E-step"),
+    "run_EM": ("LL", "iterations", "E-step", "max_iter"),
 }
 
 
@@ -41,9 +50,15 @@ def graded(request):
     yield from corpus.grade_all(request, "prankster")
 
 
+@pytest.fixture(scope="module")
+def student_side(request):
+    yield from ce.grade_all_student_side(request, "prankster")
+
+
 def test_corpus_is_complete():
-    corpus.assert_corpus_complete(CORRECT, MUTANTS, FUNCTIONS, min_correct=3, min_mutants=15)
+    corpus.assert_corpus_complete(CORRECT, MUTANTS, FUNCTIONS, min_correct=10, min_mutants=40)
     assert any(p.suffix == ".ipynb" for p in CORRECT)
+    ce.check_declarations(MUTANTS, EXPLANATIONS)
 
 
 @pytest.mark.parametrize("path", CORRECT, ids=lambda p: p.stem)
@@ -61,10 +76,75 @@ def test_mutant_loses_points_on_its_function_only(path, graded):
     corpus.assert_loses_points_on_its_function_only(graded[path].result(), path, FUNCTIONS, QUANTITIES)
 
 
-@pytest.mark.parametrize("path", [CORPUS / "mutants" / "calculate_log_probability__scales_X_in_place.py"],
-                         ids=lambda p: p.stem)
-def test_in_place_updates_are_caught_and_explained(path, graded):
-    result = graded[path].result()
-    feedback = "\n".join(t.feedback for t in result.tests if t.function == "calculate_log_probability" and not t.passed)
-    assert "in place" in feedback                      # float inputs: the engine notices the changed argument
-    assert "UFuncTypeError" in feedback or "cast" in feedback   # the integer fixture: the update fails outright
+@pytest.mark.parametrize("path", MUTANTS, ids=lambda p: p.stem)
+def test_mutant_fails_its_student_side_check(path, student_side):
+    function, bug = corpus.header(path)
+    result = student_side[path].result()
+    failed = ce.failed_tests(result, function)
+    assert failed, f"check('{function}', {function}) passes although {bug}"
+    for explanation_key in ce.shown_keys(result, function, EXPLANATIONS) - ce.declared_keys(path):
+        pytest.fail(f"the student-side feedback shows {explanation_key!r}, whose symptom {path.name} does not have")
+
+
+@pytest.mark.parametrize("path", MUTANTS, ids=lambda p: p.stem)
+def test_first_failure_names_the_bug(path, graded):
+    function, bug = corpus.header(path)
+    tokens = ce.says(path)
+    first = ce.failed_tests(graded[path].result(), function)[0]
+    if tokens:
+        assert ce.names_the_bug(first, tokens, EXPLANATIONS), (
+            f"the first failing check of {function} ({first.name}) does not name the bug ({bug}):\n{first.feedback}")
+
+
+@pytest.mark.parametrize("path", MUTANTS, ids=lambda p: p.stem)
+def test_explanations_only_where_their_symptom_is(path, graded):
+    function, _ = corpus.header(path)
+    shown = ce.shown_keys(graded[path].result(), function, EXPLANATIONS)
+    assert shown <= ce.declared_keys(path), f"explanations without their symptom: {shown - ce.declared_keys(path)}"
+
+
+def test_every_explanation_is_shown_on_one_mutant_and_withheld_from_another(graded):
+    shown = {path: ce.shown_keys(graded[path].result(), corpus.header(path)[0], EXPLANATIONS) for path in MUTANTS}
+    for key in EXPLANATIONS:
+        showing = [p for p, keys in shown.items() if key in keys]
+        assert showing, f"no mutant shows {key!r}"
+        functions = {corpus.header(p)[0] for p in showing}
+        withheld = [p for p, keys in shown.items() if key not in keys and corpus.header(p)[0] in functions]
+        assert withheld, f"{key!r} is shown on every mutant of {functions}"
+
+
+def test_untouched_release_earns_nothing():
+    result = grade_file(ROOT / "course" / "prankster" / "prankster.ipynb", "prankster")
+    assert result.error is None, result.error
+    assert result.max_score == ASSIGNMENT.points() and result.score == 0, result.function_scores()
+
+
+PLACEHOLDERS = {
+    "calculate_log_probability": ["return np.zeros((X.shape[1] - F.shape[1] + 1, X.shape[2]))",
+                                  "return -np.ones((X.shape[1] - F.shape[1] + 1, X.shape[2])) * X.size"],
+    "calculate_lower_bound": ["return 0.0", "return -1e300", "return float(np.sum(q))"],
+    "run_e_step": ["P = X.shape[1] - F.shape[1] + 1\n    return np.full((P, X.shape[2]), 1 / P)",
+                   "return np.tile(np.asarray(a, dtype=float)[:, None], (1, X.shape[2]))"],
+    "run_m_step": ["H, W, K = X.shape\n    return (np.zeros((H, w)), np.asarray(X, float).mean(axis=2), 1.0, "
+                   "np.full(W - w + 1, 1 / (W - w + 1)))",
+                   "H, W, K = X.shape\n    return (np.asarray(X, float)[:, :w].mean(axis=2), np.asarray(X, float).mean(axis=2), "
+                   "float(np.std(X)), np.asarray(q, float).mean(axis=1))"],
+    "run_EM": ["H, W, K = X.shape\n    return (np.zeros((H, w)), np.zeros((H, W)), 1.0, np.full(W - w + 1, 1 / (W - w + 1)), "
+               "np.zeros(3))",
+               "H, W, K = X.shape\n    F = np.zeros((H, w)) if F is None else F\n    B = X.mean(axis=2) if B is None else B\n"
+               "    s = 1.0 if s is None else s\n    a = np.full(W - w + 1, 1 / (W - w + 1)) if a is None else a\n"
+               "    q = run_e_step(X, F, B, s, a)\n    F, B, s, a = run_m_step(X, q, w)\n"
+               "    return F, B, s, a, np.array([0.0, 1.0, 1.0])"],
+}
+
+
+@pytest.mark.parametrize("function, body", [(f, b) for f, bodies in PLACEHOLDERS.items() for b in bodies],
+                         ids=[f"{f}-{i}" for f, bodies in PLACEHOLDERS.items() for i in range(len(bodies))])
+def test_placeholders_earn_nothing(function, body, tmp_path):
+    """No check passes a function that returns well-formed values that ignore the task."""
+    signature = ASSIGNMENT.task(function).signature
+    path = tmp_path / "placeholder.py"
+    path.write_text(f"import numpy as np\n\n\ndef {function}{signature}:\n    {body}\n")
+    result = grade_file(path, "prankster", only=[function])
+    passed = [t.name for t in result.tests if t.passed]
+    assert result.score == 0, f"a placeholder {function} passes {passed}"

@@ -3,8 +3,8 @@ next to the reference's (the prankster assignment's picture, with ``hard_EM=True
 
 from __future__ import annotations
 
-from ..prankster.figures import figures as _prankster_figures
+from ..prankster.figures import figures as prankster_figures
 
 
 def figures(call, reference):
-    return _prankster_figures(call, reference, hard_EM=True)
+    return prankster_figures(call, reference, hard_EM=True)

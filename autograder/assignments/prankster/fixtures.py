@@ -23,6 +23,8 @@ tH, tW, tw, tK = 2, 3, 1, 2
 EM_MAX_ITER = 3            # the visible run_EM call: run_EM(tX, tw, max_iter=3)
 REALISTIC_SEED = 2024      # realistic shots for the checks (not the assignment's data)
 SMALL = {"height": 30, "width": 60, "face_width": 22}
+# Hidden random problems (H, W, w, K), smallest first: the first failure is the smallest failing input.
+HIDDEN_SIZES = [(1, 3, 1, 2), (2, 5, 2, 3), (3, 8, 3, 6), (4, 12, 12, 5), (6, 20, 7, 30), (12, 40, 15, 60)]
 
 
 def visible_inputs() -> dict:

@@ -1,15 +1,16 @@
-"""What the prankster checks share: validating returned values, tolerances, diagnoses, stand-ins.
+"""What the prankster checks share: validating returned values, tolerances, comparisons, stand-ins.
 
 Also used by the ``hard_em`` assignment, whose functions are the same with a ``hard_EM`` flag.
+Every explanation of a wrong value comes from ``diagnosis`` (shown only when its symptom is in the
+returned value); where nothing is diagnosed the feedback restates the definition.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ...engine import Failed, expect
-from ...engine.context import Spy
-from . import theory
+from ...engine import Failed, Spy, StudentCodeFailed, expect
+from . import diagnosis, theory
 
 # Tolerances, per quantity.
 # Log-probabilities are sums of H*W squared residuals over 2 s^2; computing them by expanding the
@@ -28,58 +29,92 @@ A_RTOL, A_ATOL = 1e-9, 1e-13
 # grey levels is "zero".
 EXACT_FIT_S = 1e-4
 
-NONFINITE_Q = ("exp of a log-probability of order -1e5 underflows to 0 in every position, so the column sum is 0 "
-               "and q = 0/0 = NaN; subtract each column's maximum (over positions, for every image) before "
-               "exponentiating")
+Q_DEFINITION = ("q[d, k] = a[d] exp(ll[d, k]) / sum_d' a[d'] exp(ll[d', k]): for every image k a distribution "
+                "over the positions d")
 
 
 def case(**values) -> str:
     return expect.format_case(**values)
 
 
+def run_visible(ctx, *args, **kwargs):
+    """``ctx.run`` on the notebook's integer fixtures: an in-place update of an integer input fails
+    there with numpy's casting error, which is explained as such."""
+    try:
+        return ctx.run(*args, **kwargs)
+    except StudentCodeFailed as failure:
+        last = ctx.last
+        if last is not None and last.error_type == "UFuncTypeError" and "same_kind" in last.message:
+            failure.why = diagnosis.explain("in_place_integer")
+        raise
+
+
 # ----------------------------------------------------------------------------- validation
-def validate_ll(value, n_positions: int, K: int, what: str = "ll returned by calculate_log_probability"):
-    return expect.array(value, what, shape=(n_positions, K),
-                        why_nonfinite="log-probabilities are finite for s > 0: take the log of the density "
-                                      "formula (a sum of squares over 2 s^2), never the log of a density that "
-                                      "exp() has already underflowed to 0")
+def validate_ll(value, n_positions: int, K: int, what: str = "ll returned by calculate_log_probability",
+                right=None):
+    """``value`` as a (P, K) float array; ``right`` (the true table) lets a non-finite one be explained."""
+    ll = expect.array(value, what, shape=(n_positions, K), finite=False)
+    if not np.all(np.isfinite(ll)):
+        bad = np.argwhere(~np.isfinite(ll))
+        first = tuple(int(i) for i in bad[0])
+        why = diagnosis.why_nonfinite_ll(ll, right) if right is not None else diagnosis.why_nonfinite_ll(ll, ll)
+        raise Failed(f"{what} contains {len(bad)} non-finite value(s) (first: {ll[first]!r} at index {first})",
+                     why=why)
+    return ll
 
 
-def validate_q(value, n_positions: int, K: int, what: str = "q returned by run_e_step") -> np.ndarray:
-    q = expect.array(value, what, shape=(n_positions, K), why_nonfinite=NONFINITE_Q)
+def validate_q(value, n_positions: int, K: int, what: str = "q returned by run_e_step", ll=None,
+               a=None) -> np.ndarray:
+    """``value`` as a posterior: finite, in [0, 1], columns summing to 1.
+
+    ``ll`` (the log-probabilities the function worked with) and ``a`` let a failure be diagnosed."""
+    q = expect.array(value, what, shape=(n_positions, K), finite=False)
+    name = what.split(" returned")[0].split(" for ")[0]
+    why = (diagnosis.diagnose_q(q, ll, a) if ll is not None else None) or Q_DEFINITION
+    if not np.all(np.isfinite(q)):
+        bad = np.argwhere(~np.isfinite(q))
+        first = tuple(int(i) for i in bad[0])
+        raise Failed(f"{what} contains {len(bad)} non-finite value(s) (first: {q[first]!r} at index {first})",
+                     why=why if why != Q_DEFINITION else "NaN comes from 0/0, inf - inf or 0 * inf: print the "
+                                                          "intermediate arrays of your E-step on this input")
     if q.min() < -1e-12 or q.max() > 1 + 1e-12:
-        raise Failed(f"{what} has entries outside [0, 1] (min {q.min():.3g}, max {q.max():.3g})",
-                     why="q[:, k] is a probability distribution over the positions of the face in image k")
+        raise Failed(f"{what} has entries outside [0, 1] (min {q.min():.3g}, max {q.max():.3g})", why=why)
     sums = q.sum(axis=0)
     bad = np.flatnonzero(np.abs(sums - 1) > 1e-8)
     if bad.size:
         k = int(bad[0])
-        why = "normalise every column: q[:, k] = joint[:, k] / joint[:, k].sum() (a sum over positions, axis=0)"
-        if q.shape[0] == q.shape[1] or np.allclose(q.sum(axis=1), 1, atol=1e-8):
-            why = "the rows sum to 1 instead of the columns: normalise over positions (axis=0), not over images"
-        elif sums[k] == 0:
-            why = NONFINITE_Q
-        raise Failed(f"{len(bad)} column(s) of {what.split(' returned')[0]} do not sum to 1 "
-                     f"(column {k} sums to {sums[k]:.6g})", why=why)
+        if why == Q_DEFINITION and np.allclose(q.sum(axis=1), 1, rtol=0, atol=1e-8) \
+                and 1 < q.shape[0] != q.shape[1]:
+            why = diagnosis.explain("q_wrong_axis")
+        raise Failed(f"{len(bad)} column(s) of {name} do not sum to 1 (column {k} sums to {sums[k]:.6g})", why=why)
     return q
 
 
-def bound_value(value, what: str = "the bound returned by calculate_lower_bound") -> float:
-    return expect.scalar(value, what,
-                         why_nonfinite="0 * log(0) is NaN in numpy: terms with q = 0 must count as 0 (mask them, "
-                                       "or use scipy.special.xlogy); where the prior a is 0, q is 0 too, so "
-                                       "q * log(a) must not be evaluated as 0 * (-inf)")
+def compare_q(got, expected, what: str, ll, a, case_text: str = "") -> None:
+    """``got`` equals the posterior ``expected`` (of log-probabilities ``ll`` and prior ``a``)."""
+    why = diagnosis.diagnose_q(got, ll, a) or Q_DEFINITION
+    expect.close(got, expected, what, rtol=Q_RTOL, atol=Q_ATOL, why=why, case=case_text)
 
 
-def validate_m_step(value, H: int, W: int, w: int, what: str = "run_m_step", exact_fit: bool = False):
-    """(F, B, s, a) after checking types, shapes, finiteness, s > 0 (s >= 0 for an exact fit) and sum(a) = 1."""
+def bound_value(value, what: str = "the bound returned by calculate_lower_bound", q=None) -> float:
+    return expect.scalar(value, what, why_nonfinite=diagnosis.why_nonfinite_bound(q if q is not None else [0.0]))
+
+
+def validate_m_step(value, H: int, W: int, w: int, what: str = "run_m_step", exact_fit: bool = False, q=None,
+                    X=None):
+    """(F, B, s, a) after checking types, shapes, finiteness, s > 0 (s >= 0 for an exact fit) and sum(a) = 1.
+
+    ``q`` (and ``X``) let a failure be explained by its symptom."""
     if not isinstance(value, (tuple, list)) or len(value) != 4:
         raise Failed(f"{what} should return a tuple (F, B, s, a) but returned {expect.describe_value(value)}")
     F = expect.array(value[0], f"F returned by {what}", shape=(H, w))
-    B = expect.array(value[1], f"B returned by {what}", shape=(H, W),
-                     why_nonfinite="a background pixel that the face covers in every image has weight 0, and "
-                                   "0/0 = NaN: keep a finite value there (any value is optimal; the plain average "
-                                   "of the images at that pixel is a good one)")
+    B = expect.array(value[1], f"B returned by {what}", shape=(H, W), finite=False)
+    if not np.all(np.isfinite(B)):
+        bad_columns = np.flatnonzero(~np.all(np.isfinite(B), axis=0))
+        why = "B is a weighted average of grey levels: finite wherever it is computed"
+        if q is not None and np.all(theory.background_weight(q, W, w)[bad_columns] == 0):
+            why = diagnosis.explain("B_hidden_nan")
+        raise Failed(f"B returned by {what} is not finite in column(s) {bad_columns.tolist()}", why=why)
     s = expect.scalar(value[2], f"s returned by {what}")
     a = expect.array(value[3], f"a returned by {what}", shape=(W - w + 1,))
     if not (s >= 0 if exact_fit else s > 0):
@@ -87,35 +122,83 @@ def validate_m_step(value, H: int, W: int, w: int, what: str = "run_m_step", exa
                      why="s^2 is the q-weighted mean of the squared residuals over all H*W*K pixels: take the "
                          "square root of that mean")
     if abs(a.sum() - 1) > 1e-9 or a.min() < 0:
+        why = "a[d] is the share of the images expected at position d: q.sum(axis=1) / K"
+        if q is not None and np.allclose(a, np.asarray(q).sum(axis=1), rtol=1e-9, atol=1e-12):
+            why = diagnosis.explain("a_counts")
+        elif q is not None and np.allclose(a, np.asarray(q).sum(axis=1) / (W - w + 1), rtol=1e-9, atol=1e-12):
+            why = diagnosis.explain("a_over_positions")
         raise Failed(f"a returned by {what} is not a probability distribution (it sums to {a.sum():.10g}, "
-                     f"min {a.min():.3g})",
-                     why="a[d] is the share of the images expected at position d: q.sum(axis=1) / K")
+                     f"min {a.min():.3g})", why=why)
     return F, B, s, a
 
 
-def compare_m_step(got, expected, q, W: int, w: int, case_text: str = "", what: str = "run_m_step") -> None:
-    """Compare (F, B, s, a) with ``expected``; B only where some image shows the background."""
+DEFINITIONS_M = {
+    "a": "a[d] = sum_k q[d, k] / K: the expected share of the images with the face at position d",
+    "F": "F[i, m] = sum_k sum_d q[d, k] X[i, m + d, k] / K: the q-weighted average of the windows the face may occupy",
+    "B": "B[i, j] averages X[i, j, k] over the images and positions where column j is NOT under the face, weighted by "
+         "q[d, k]",
+    "s": "s^2 = sum_k sum_d q[d, k] ||X_k - model_d||^2 / (H W K), with the NEW F and B in model_d",
+}
+
+
+def compare_m_step(got, expected, q, W: int, w: int, case_text: str = "", what: str = "run_m_step", X=None) -> None:
+    """Compare (F, B, s, a) with ``expected``; B only where some image shows the background.
+
+    With ``X`` a mismatch is explained by the mistake it matches (see ``diagnosis.diagnose_m_step``)."""
     F, B, s, a = got
     eF, eB, es, ea = (np.asarray(v, dtype=float) for v in expected)
-    expect.close(a, ea, f"a returned by {what}", rtol=A_RTOL, atol=A_ATOL, case=case_text,
-                 why="a[d] = sum_k q[d, k] / K: the expected share of the images with the face at position d")
-    why_F = "F[i, m] = sum_k sum_d q[d, k] X[i, m + d, k] / K: the q-weighted average of the windows the face may occupy"
-    if np.allclose(F, np.flip(eF, axis=1), rtol=1e-6, atol=1e-6) and not np.allclose(eF, np.flip(eF, axis=1)):
-        why_F = "F looks mirrored: face column m sits at image column m + d"
-    expect.close(F, eF, f"F returned by {what}", rtol=FB_RTOL, atol=FB_ATOL, case=case_text, why=why_F)
+    diagnosed = diagnosis.diagnose_m_step(got, X, q, w) if X is not None else None
+
+    def why(name):
+        return diagnosed or DEFINITIONS_M[name]
+
+    expect.close(a, ea, f"a returned by {what}", rtol=A_RTOL, atol=A_ATOL, case=case_text, why=why("a"))
+    expect.close(F, eF, f"F returned by {what}", rtol=FB_RTOL, atol=FB_ATOL, case=case_text, why=why("F"))
     # B is compared where the images show the background with a weight of at least 1e-6 image: below
     # that its value hardly affects anything, and different (correct) ways of summing the weights
     # may round it differently.
     seen = theory.background_weight(q, W, w) > 1e-6
     expect.close(B[:, seen], eB[:, seen], f"B returned by {what} (columns some image shows as background)",
-                 rtol=FB_RTOL, atol=FB_ATOL, case=case_text,
-                 why="B[i, j] averages X[i, j, k] over the images and positions where column j is NOT under the face, "
-                     "weighted by q[d, k]; divide by the total weight of those (d, k), not by K")
+                 rtol=FB_RTOL, atol=FB_ATOL, case=case_text, why=why("B"))
     expect.close(s, es, f"s returned by {what}", rtol=S_RTOL, atol=1e-9 * max(1.0, float(es)), case=case_text,
-                 why="s^2 = sum_k sum_d q[d, k] ||X_k - model_d||^2 / (H W K), with the NEW F and B in model_d "
-                     "(update a, F, B first, then s)")
+                 why=why("s"))
 
 
+def check_maximises(ctx, hard: bool = False, **flag):
+    """No small move of F, B, s or a (in both directions along random directions) raises the bound."""
+    rng = ctx.rng
+    for H, W, w, K in ((2, 6, 2, 8), (3, 10, 4, 15)):
+        X, _ = theory.random_problem(rng, H, W, w, K)
+        if hard:
+            q = theory.one_hot(rng.integers(0, W - w + 1, K), W - w + 1)
+        else:
+            q = theory.random_posterior(rng, W - w + 1, K, concentration=0.5)
+        F, B, s, a = validate_m_step(ctx.run(X, q, w, **flag), H, W, w, q=q, X=X)
+        B = np.where(np.isfinite(B), B, 0.0)
+        best = theory.bound(X, F, B, s, a, q)
+        text = case(X=X, q=q, w=w)
+        moves = {"F": lambda e, v: (F + e * v[0], B, s, a),
+                 "B": lambda e, v: (F, B + e * v[1], s, a),
+                 "s": lambda e, v: (F, B, s * np.exp(e / 100), a),
+                 "a": lambda e, v: (F, B, s, a * np.exp(e / 100 * v[2]) / np.sum(a * np.exp(e / 100 * v[2])))}
+        for name, move in moves.items():
+            for _ in range(2):
+                v = (rng.standard_normal(F.shape), rng.standard_normal(B.shape), rng.standard_normal(a.shape))
+                for size in (0.01, 0.1, 1.0, 10.0):
+                    for sign in (1.0, -1.0):
+                        value = theory.bound(X, *move(sign * size, v), q)
+                        if value > best + 1e-10 * abs(best):
+                            diagnosed = diagnosis.diagnose_m_step((F, B, s, a), X, q, w)
+                            raise Failed(
+                                f"changing {name} slightly raises the bound ({value:.10g} > {best:.10g}) with q "
+                                f"fixed: your run_m_step does not maximise it", case=text,
+                                why=diagnosed or (
+                                    f"re-derive the update of {name}: set the derivative of the bound with "
+                                    f"respect to {name} to zero" + (" (with the NEW F and B)" if name == "s" else "")
+                                    + (" (under the constraint sum(a) = 1)" if name == "a" else "")))
+
+
+# ----------------------------------------------------------------------------- scripted log-probabilities
 def scripted_log_probability(table) -> Spy:
     """A stand-in for calculate_log_probability that returns ``table`` (a copy) whatever it is given."""
     table = np.asarray(table, dtype=float)
@@ -129,15 +212,16 @@ def run_with_table(ctx, table, make_args, what_kind: str = ""):
     B, s) from the table the function will work with. A function that computes the
     log-probabilities itself instead of calling calculate_log_probability is correct too: then it
     is run again with arguments built from the true log-probabilities of its inputs, and judged on
-    those. Returns (value, table_used).
+    those. Returns (value, table_used); ``table_used is table`` tells whether the scripted table was used.
     """
     n_positions, K = np.shape(table)
     X, F, B, s = shapes_for_table(ctx.rng, n_positions, K)
     spy = scripted_log_probability(table)
-    args, kwargs = make_args(np.asarray(table, dtype=float))
+    table = np.asarray(table, dtype=float)
+    args, kwargs = make_args(table)
     value = ctx.run(X, F, B, s, *args, standins={"calculate_log_probability": spy}, **kwargs)
     if spy.calls:
-        return value, np.asarray(table, dtype=float)
+        return value, table
     used = theory.log_probability(X, F, B, s)
     args, kwargs = make_args(used)
     return ctx.run(X, F, B, s, *args, **kwargs), used
@@ -148,35 +232,3 @@ def shapes_for_table(rng, n_positions: int, K: int, H: int = 2, w: int = 2):
     W = n_positions + w - 1
     X = rng.integers(0, 256, (H, W, K)).astype(float)
     return X, rng.uniform(0, 255, (H, w)), rng.uniform(0, 255, (H, W)), 50.0
-
-
-def diagnose_ll(got, X, F, B, s) -> str:
-    """Name the usual mistakes in a log-probability table by recomputing it with each of them."""
-    X = np.asarray(X, dtype=float)
-    H, W, K = X.shape
-    w = np.shape(F)[1]
-    right = theory.log_probability(X, F, B, s)
-    squared = (right + H * W * (np.log(s) + 0.5 * np.log(2 * np.pi))) * (-2 * s * s)   # residual sums
-    n_pixels = H * W
-    candidates = {
-        "the normalising constant -H W (log s + log(2 pi) / 2) is missing": -squared / (2 * s * s),
-        "the log(2 pi) / 2 per pixel is missing": right + n_pixels * 0.5 * np.log(2 * np.pi),
-        "the -log s per pixel is missing": right + n_pixels * np.log(s),
-        "the constant is counted once per image, not once per pixel (H * W of them)":
-            right + (n_pixels - 1) * (np.log(s) + 0.5 * np.log(2 * np.pi)),
-        "the squared residuals are divided by s^2 instead of 2 s^2": right - squared / (2 * s * s),
-        "s is used as a variance: the residuals are divided by 2 s and the constant has log(s) / 2":
-            -n_pixels * (0.5 * np.log(s) + 0.5 * np.log(2 * np.pi)) - squared / (2 * s),
-        "the squared residuals are divided by 2 s instead of 2 s^2 (s is the standard deviation)":
-            right + squared / (2 * s * s) - squared / (2 * s),
-    }
-    got = np.asarray(got, dtype=float)
-    for reason, value in candidates.items():
-        value = np.asarray(value)
-        if value.shape == got.shape and np.allclose(got, value, rtol=1e-8, atol=1e-8):
-            return reason
-    if got.shape == right.shape and W - w >= 1 and (np.allclose(got[:-1], right[1:], rtol=1e-8, atol=1e-8)
-                                                   or np.allclose(got[1:], right[:-1], rtol=1e-8, atol=1e-8)):
-        return "the face is pasted one column off: face column m belongs at image column m + d"
-    return ("log p(X_k | d) = sum over the H*W pixels of log N(X[i, j, k] | model_d[i, j], s^2), where model_d is "
-            "B with F pasted over columns d .. d + w - 1; compare one entry with a direct computation")

@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: the log(2 pi) / 2 per pixel is left out
+# says: ll_no_log_2pi
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

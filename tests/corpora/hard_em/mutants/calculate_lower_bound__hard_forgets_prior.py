@@ -1,5 +1,6 @@
 # breaks: calculate_lower_bound
 # bug: the hard branch leaves out log a[d_k]
+# says: bound_no_prior
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: calculate_lower_bound
 # bug: computes q * log(a) everywhere, NaN where a hard M-step left a = 0
+# says: bound_0log0
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

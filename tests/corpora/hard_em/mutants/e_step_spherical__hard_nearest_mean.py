@@ -1,5 +1,6 @@
 # breaks: e_step_spherical
 # bug: the hard E-step ignores the weights pi
+# says: hard_gamma_nearest
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

@@ -1,5 +1,6 @@
 # breaks: e_step_spherical
 # bug: exponentiates the log-weights directly
+# says: gamma_underflow
 import numpy as np
 from scipy.special import logsumexp
 

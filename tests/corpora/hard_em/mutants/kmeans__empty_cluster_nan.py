@@ -1,5 +1,6 @@
 # breaks: kmeans
 # bug: a cluster without points gets the mean of nothing
+# says: kmeans_empty_nan
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

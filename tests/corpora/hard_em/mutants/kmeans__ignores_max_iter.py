@@ -1,5 +1,6 @@
 # breaks: kmeans
 # bug: runs until convergence whatever max_iter says
+# says: kmeans_ignores_max_iter
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

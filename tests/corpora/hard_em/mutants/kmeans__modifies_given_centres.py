@@ -1,5 +1,6 @@
 # breaks: kmeans
 # bug: updates the caller's centres in place
+# says: "in place"
 import numpy as np
 from scipy.special import logsumexp
 

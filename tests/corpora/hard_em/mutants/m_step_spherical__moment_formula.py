@@ -1,64 +1,75 @@
 # breaks: m_step_spherical
-# bug: s2 as E[x^2] - mu^2, which cancels far from the origin
-# general formulas (exact for a one-hot q); the mixture through expanded squared distances.
+# bug: s2 from sum gamma x^2 - N_c mu^2 (cancels far from the origin)
+# says: s2_cancellation
+# (a copy of correct/e_python_floats.py with this one bug)
+import math
+
 import numpy as np
-
-
-def _models(F, B, n_positions):
-    H, W = B.shape
-    w = F.shape[1]
-    stack = np.repeat(np.asarray(B, dtype=float)[:, :, None], n_positions, axis=2)
-    cols = np.arange(w)
-    for_d = np.arange(n_positions)
-    stack[:, cols[:, None] + for_d[None, :], for_d[None, :]] = np.asarray(F, dtype=float)[:, :, None]
-    return stack                                                       # (H, W, n_positions)
 
 
 def calculate_log_probability(X, F, B, s):
     X = np.asarray(X, dtype=float)
     H, W, K = X.shape
-    models = _models(F, B, W - F.shape[1] + 1)
-    sq = (np.einsum("ijk,ijk->k", X, X)[None, :]
-          - 2 * np.tensordot(models, X, axes=([0, 1], [0, 1]))
-          + np.einsum("ijd,ijd->d", models, models)[:, None])
-    return -H * W * np.log(s) - 0.5 * H * W * np.log(2 * np.pi) - sq / (2 * s ** 2)
+    w = F.shape[1]
+    ll = np.empty((W - w + 1, K))
+    for d in range(W - w + 1):
+        model = np.array(B, dtype=float)
+        model[:, d:d + w] = F
+        ll[d] = -((X - model[..., None]) ** 2).sum(axis=(0, 1)) / (2.0 * s * s)
+    return ll - H * W * (math.log(s) + 0.5 * math.log(2.0 * math.pi))
 
 
 def calculate_lower_bound(X, F, B, s, a, q, hard_EM=False):
     ll = calculate_log_probability(X, F, B, s)
-    pos = q > 0
-    return float(np.sum(q[pos] * ll[pos]) + np.sum((q * np.log(np.where(a > 0, a, 1))[:, None])[pos])
-                 - np.sum(q[pos] * np.log(q[pos])))
+    total = 0.0
+    for d, k in zip(*np.nonzero(q)):
+        total += float(q[d, k]) * (float(ll[d, k]) + math.log(a[d]) - math.log(q[d, k]))
+    return total
 
 
 def run_e_step(X, F, B, s, a, hard_EM=False):
     ll = calculate_log_probability(X, F, B, s)
-    ll = np.where(a[:, None] > 0, ll + np.log(np.where(a > 0, a, 1))[:, None], -np.inf)
-    if hard_EM:
-        best = np.argmax(ll, axis=0)
-        return (np.arange(ll.shape[0])[:, None] == best[None, :]).astype(float)
-    e = np.exp(ll - ll.max(axis=0))
-    return e / e.sum(axis=0)
+    P, K = ll.shape
+    q = np.zeros((P, K))
+    for k in range(K):
+        scores = [ll[d, k] + math.log(a[d]) if a[d] > 0 else -math.inf for d in range(P)]
+        if hard_EM:
+            q[int(np.argmax(scores)), k] = 1.0
+            continue
+        top = max(scores)
+        weights = [math.exp(v - top) for v in scores]
+        q[:, k] = np.array(weights) / sum(weights)
+    return q
 
 
 def run_m_step(X, q, w, hard_EM=False):
     X = np.asarray(X, dtype=float)
     H, W, K = X.shape
-    n = W - w + 1
-    per_position = q.sum(axis=1)
-    a = per_position / K
-    weighted = np.tensordot(X, q, axes=([2], [1]))                     # (H, W, n)
-    d = np.arange(n)
-    F = weighted[:, np.arange(w)[:, None] + d[None, :], d[None, :]].sum(axis=2) / K
-    covered = (np.arange(W)[:, None] >= d[None, :]) & (np.arange(W)[:, None] < d[None, :] + w)
-    show = (~covered).astype(float) @ q                                # (W, K)
-    weight = show.sum(axis=1)
+    P = W - w + 1
+    a = q.sum(axis=1) / K
+    F = np.zeros((H, w))
+    num = np.zeros((H, W))
+    den = np.zeros(W)
+    for d in range(P):
+        if hard_EM and not q[d].any():
+            continue                                   # nobody chose this position
+        weighted = np.tensordot(X, q[d], axes=(2, 0))
+        F += weighted[:, d:d + w]
+        mask = np.ones(W, dtype=bool)
+        mask[d:d + w] = False
+        num[:, mask] += weighted[:, mask]
+        den[mask] += q[d].sum()
+    F /= K
     B = X.mean(axis=2)
-    B = np.where(weight > 0, np.einsum("ijk,jk->ij", X, show) / np.where(weight > 0, weight, 1), B)
-    models = _models(F, B, n)
-    err = (np.einsum("ijk,ijk->k", X, X).sum() - 2 * np.sum(models * weighted)
-           + np.einsum("ijd,ijd->d", models, models) @ per_position)
-    return F, B, np.sqrt(max(err, 0) / (H * W * K)), a
+    B[:, den > 0] = num[:, den > 0] / den[den > 0]
+    err = 0.0
+    for d in range(P):
+        if not q[d].any():
+            continue
+        model = B.copy()
+        model[:, d:d + w] = F
+        err += float(q[d] @ ((X - model[..., None]) ** 2).sum(axis=(0, 1)))
+    return F, B, math.sqrt(err / (H * W * K)), a
 
 
 def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50, hard_EM=False):
@@ -75,7 +86,7 @@ def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50, h
         s = float(np.sqrt(np.mean((X - mean_image[:, :, None]) ** 2)))
     q = run_e_step(X, F, B, s, a, hard_EM)
     LL = [calculate_lower_bound(X, F, B, s, a, q, hard_EM)]
-    for it in range(max_iter):
+    for _ in range(max_iter):
         F, B, s, a = run_m_step(X, q, w, hard_EM)
         LL.append(calculate_lower_bound(X, F, B, s, a, q, hard_EM))
         q = run_e_step(X, F, B, s, a, hard_EM)
@@ -86,37 +97,45 @@ def run_EM(X, w, F=None, B=None, s=None, a=None, tolerance=0.001, max_iter=50, h
 
 
 def e_step_spherical(X, pi, mu, s2, hard_EM=False):
-    D = X.shape[1]
-    dist = (X ** 2).sum(1)[:, None] - 2 * X @ mu.T + (mu ** 2).sum(1)[None, :]
-    logw = np.log(np.where(pi > 0, pi, 1e-300)) - dist / (2 * s2) - 0.5 * D * np.log(2 * np.pi * s2)
-    if hard_EM:
-        g = np.zeros_like(logw)
-        g[np.arange(len(X)), logw.argmax(axis=1)] = 1
-        return g
-    g = np.exp(logw - logw.max(axis=1, keepdims=True))
-    return g / g.sum(axis=1, keepdims=True)
+    N, D = X.shape
+    C = len(pi)
+    gamma = np.zeros((N, C))
+    for i in range(N):
+        logs = []
+        for c in range(C):
+            squared = float(np.sum((X[i] - mu[c]) ** 2))
+            logs.append((math.log(pi[c]) if pi[c] > 0 else -math.inf) - squared / (2 * s2))
+        if hard_EM:
+            gamma[i, logs.index(max(logs))] = 1.0
+            continue
+        top = max(logs)
+        weights = [math.exp(v - top) for v in logs]
+        total = sum(weights)
+        gamma[i] = [v / total for v in weights]
+    return gamma
 
 
 def m_step_spherical(X, gamma):
     N, D = X.shape
-    Nc = gamma.sum(axis=0)
-    mu = gamma.T @ X / Nc[:, None]
-    s2 = (np.sum(gamma * (X ** 2).sum(1)[:, None]) - Nc @ (mu ** 2).sum(1)) / (N * D)
-    return Nc / N, mu, s2
+    C = gamma.shape[1]
+    Nc = [float(gamma[:, c].sum()) for c in range(C)]
+    mu = np.array([sum(gamma[i, c] * X[i] for i in range(N)) / Nc[c] for c in range(C)])
+    s2 = 0.0
+    for c in range(C):
+        s2 += float(np.sum(gamma[:, c] @ (X ** 2)) - Nc[c] * np.sum(mu[c] ** 2))
+    return np.array(Nc) / N, mu, s2 / (N * D)
 
 
 def kmeans(X, mu, max_iter=100):
-    centres = mu.copy().astype(float)
+    mu = np.copy(mu).astype(float)
     labels = None
-    it = 0
-    while it < max_iter:
-        it += 1
-        d2 = ((X[:, None, :] - centres[None, :, :]) ** 2).sum(axis=2)
-        new = d2.argmin(axis=1)
-        if labels is not None and (new == labels).all():
+    for _ in range(max_iter):
+        distances = np.stack([((X - m) ** 2).sum(axis=1) for m in mu], axis=1)
+        new_labels = distances.argmin(axis=1)
+        if labels is not None and (new_labels == labels).all():
             break
-        labels = new
-        onehot = np.eye(len(centres))[labels]
-        counts = onehot.sum(axis=0)
-        centres = np.where(counts[:, None] > 0, onehot.T @ X / np.maximum(counts, 1)[:, None], centres)
-    return centres, labels
+        labels = new_labels
+        for c in range(len(mu)):
+            if np.sum(labels == c) > 0:
+                mu[c] = np.mean(X[labels == c], axis=0)
+    return mu, labels

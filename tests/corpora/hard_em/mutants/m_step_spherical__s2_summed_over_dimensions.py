@@ -1,5 +1,6 @@
 # breaks: m_step_spherical
 # bug: s2 is not divided by the dimension D
+# says: s2_not_per_dimension
 import numpy as np
 from scipy.special import logsumexp
 

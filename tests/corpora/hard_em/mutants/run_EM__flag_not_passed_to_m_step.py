@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: calls run_m_step without hard_EM
+# says: "called run_m_step with hard_EM=False"
 import numpy as np
 from scipy.special import logsumexp
 

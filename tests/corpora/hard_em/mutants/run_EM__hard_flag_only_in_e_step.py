@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: passes hard_EM to the E-step only
+# says: "with hard_EM=False"
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

@@ -1,5 +1,6 @@
 # breaks: run_e_step
 # bug: returns the soft posterior whatever hard_EM says
+# says: hard_q_soft
 # general formulas (exact for a one-hot q); the mixture through expanded squared distances.
 import numpy as np
 

@@ -1,5 +1,6 @@
 # breaks: run_e_step
 # bug: the hard E-step maximises the log-likelihood without the prior
+# says: hard_q_no_prior, hard_q_impossible
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: the hard branch divides by the count of background shots even where it is 0
+# says: B_hidden_nan
 import numpy as np
 from scipy.special import logsumexp
 

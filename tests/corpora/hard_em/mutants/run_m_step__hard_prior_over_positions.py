@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: the hard branch divides the counts by the number of positions instead of the number of shots
+# says: a_over_positions
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: the normalising constant is counted once per image instead of once per pixel
+# says: ll_constant_once
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: pastes the face left-right mirrored
+# says: ll_mirrored
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: the -H W log(sqrt(2 pi) s) term is left out
+# says: ll_no_constant
 import numpy as np
 from scipy.special import logsumexp
 

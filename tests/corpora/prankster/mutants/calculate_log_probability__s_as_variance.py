@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: the residuals are divided by 2 s instead of 2 s^2
+# says: ll_2s
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: divides the caller's images by s in place (X /= s) to save memory
+# says: in_place_integer, "in place"
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

@@ -1,5 +1,6 @@
 # breaks: calculate_log_probability
 # bug: returns an array of shape (K, W-w+1)
+# says: "looks transposed"
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: calculate_lower_bound
 # bug: computes q * log(q) everywhere, which is NaN where q = 0
+# says: bound_0log0
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

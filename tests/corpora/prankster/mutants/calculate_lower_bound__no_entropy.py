@@ -1,5 +1,6 @@
 # breaks: calculate_lower_bound
 # bug: the entropy term -E_q[log q] is left out
+# says: bound_no_entropy
 import numpy as np
 from scipy.special import logsumexp
 

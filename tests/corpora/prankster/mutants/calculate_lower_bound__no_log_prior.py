@@ -1,5 +1,6 @@
 # breaks: calculate_lower_bound
 # bug: the log a[d] term is left out
+# says: bound_no_prior
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: stops when the absolute (not relative) improvement is below tolerance
+# says: stop_absolute, "yet the run went on"
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: appends the bound after the E-step (new q) instead of after the M-step
+# says: LL_after_e_step
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: always starts from the average window, ignoring a given F
+# says: "did not receive the given F"
 import numpy as np
 from scipy.special import logsumexp
 

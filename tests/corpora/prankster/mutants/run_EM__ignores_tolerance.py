@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: never stops early
+# says: stop_never, "yet the run went on"
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: run_EM
 # bug: does not append the bound after the final E-step
+# says: LL_no_final
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

@@ -1,5 +1,6 @@
 # breaks: run_e_step
 # bug: the prior a is left out of the posterior
+# says: q_no_prior
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

@@ -1,5 +1,6 @@
 # breaks: run_e_step
 # bug: subtracts the largest log-probability of the whole table instead of each image's
+# says: q_global_max
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

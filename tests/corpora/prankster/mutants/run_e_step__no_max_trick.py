@@ -1,5 +1,6 @@
 # breaks: run_e_step
 # bug: exponentiates the log-probabilities directly
+# says: q_underflow, q_overflow
 import numpy as np
 from scipy.special import logsumexp
 

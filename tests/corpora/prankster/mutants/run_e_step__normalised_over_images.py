@@ -1,5 +1,6 @@
 # breaks: run_e_step
 # bug: normalises over the images (axis=1) instead of over the positions
+# says: q_wrong_axis
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: B divides by the number of images instead of the weight of the positions that show the background
+# says: B_over_K
 import numpy as np
 from scipy.special import logsumexp
 

@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: F is divided by the number of positions instead of the number of images
+# says: F_over_positions
 import numpy as np
 from scipy.special import logsumexp
 

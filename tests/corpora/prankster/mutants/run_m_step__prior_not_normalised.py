@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: a is the number of images per position, not a share
+# says: a_counts
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

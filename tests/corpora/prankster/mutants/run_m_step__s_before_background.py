@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: s is computed with the average image as background, before B is updated
+# says: s_old_background
 # sliding windows, so only (W, K), (W-w+1, K) and (H, w) arrays are ever built.
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view

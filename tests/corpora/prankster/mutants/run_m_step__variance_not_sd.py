@@ -1,5 +1,6 @@
 # breaks: run_m_step
 # bug: returns s^2 instead of s
+# says: s_variance
 import numpy as np
 from scipy.special import logsumexp
 
