@@ -155,17 +155,18 @@ class Context:
             raise Failed(f"the source of {name or self.task.name} could not be read")
         return text
 
-    def sources_with_helpers(self) -> dict[str, str]:
-        """The function under check's source, and the sources of the student's functions it calls."""
-        from .expect import called_names
-        own = self.source()
-        sources = {self.task.name: own}
-        for name in sorted(called_names(own) - {self.task.name}):
-            if self.executor.defines(name):
-                text = self.executor.source(name)
-                if text is not None:
-                    sources[name] = text
-        return sources
+    def definitions(self) -> list[str]:
+        """The submission's kept top-level statements (imports, definitions), in the order they run.
+
+        In a student's kernel they may be unavailable (code created by exec): then the check is
+        reported as skipped there, and runs when graded.
+        """
+        statements = self.executor.definitions()
+        if statements is None:
+            if self.executor.in_process and self.ref is None:
+                raise CannotCheckHere("the source of your definitions is not available here; checked when graded")
+            raise Failed("the source of your definitions could not be read")
+        return statements
 
     def call_seed(self, name: str) -> int:
         """The global-generator seed for a call of the student's ``name`` (see ``Task.call_seed``)."""

@@ -69,6 +69,12 @@ class SandboxExecutor:
     def source(self, name: str) -> str | None:
         return self.sandbox.source(name)
 
+    def definitions(self) -> list[str] | None:
+        """The submission's kept top-level statements (its imports and definitions), in order."""
+        if self.submission.error:
+            return None
+        return [s.source for s in self.submission.statements]
+
     def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
              seed: int, timeout: float, differentiate: int | None = None) -> CallOutcome:
         if self.submission.error:
@@ -106,6 +112,23 @@ class InProcessExecutor:
             return inspect.getsource(self.namespace[name])
         except (KeyError, OSError, TypeError):
             return None
+
+    def definitions(self) -> list[str] | None:
+        """The top-level statements the grader would keep from the code that defined this namespace.
+
+        In IPython the kernel's input history (every cell run, in order: the last definition of a
+        name wins, as in the kernel); elsewhere the source files of the namespace's functions and
+        classes. None when neither is available.
+        """
+        from ..loading import submission_from_cells
+        history = self.namespace.get("_ih")
+        if isinstance(history, list) and all(isinstance(cell, str) for cell in history):
+            cells = [cell for cell in history if cell.strip()]
+        else:
+            cells = [text for text in _source_files(self.namespace)]
+        if not cells:
+            return None
+        return [s.source for s in submission_from_cells(cells).statements]
 
     def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
              seed: int, timeout: float, differentiate: int | None = None) -> CallOutcome:
@@ -172,6 +195,29 @@ class InProcessExecutor:
 
 
 _MISSING = object()
+
+
+def _source_files(namespace: Mapping[str, object]) -> list[str]:
+    """The text of every source file (or cached cell) that defined a function or class in ``namespace``."""
+    import inspect
+    import linecache
+    files: dict[str, None] = {}
+    for value in list(namespace.values()):
+        funcs = [value] if inspect.isfunction(value) else []
+        if inspect.isclass(value) and getattr(value, "__module__", None) == namespace.get("__name__"):
+            funcs = [f for f in vars(value).values() if inspect.isfunction(f)]
+        for func in funcs:
+            filename = func.__code__.co_filename
+            if func.__globals__ is not getattr(namespace, "maps", [namespace])[-1] and \
+                    func.__globals__.get("__name__") != namespace.get("__name__"):
+                continue  # a library's function imported into the namespace
+            files.setdefault(filename)
+    texts = []
+    for filename in sorted(files):
+        lines = linecache.getlines(filename)
+        if lines:
+            texts.append("".join(lines))
+    return texts
 
 
 def _sticky(value, stops: list):

@@ -147,65 +147,48 @@ def _short_repr(value) -> str:
     return text if len(text) <= 120 else text[:117] + "..."
 
 
-# Calls that run Python code once per element: loops in disguise.
-PER_ELEMENT_CALLS = {"apply_along_axis", "apply_over_axes", "vectorize", "frompyfunc", "map", "piecewise"}
-
-
-def python_loops(source: str) -> list[str]:
-    """Descriptions of the Python-level loops in ``source`` (for/while, comprehensions, per-element calls)."""
+def python_loops(source: str, name: str | None = None) -> list[str]:
+    """Descriptions of the Python-level loops one definition (``source``) runs, helpers of its own
+    file included (see ``autograder.engine.loops``)."""
+    from .loops import find_loops
     import ast
     import textwrap
 
-    text = textwrap.dedent(source)
-    found = []
-    for node in ast.walk(ast.parse(text)):
-        if isinstance(node, (ast.For, ast.AsyncFor)):
-            kind = "a for loop"
-        elif isinstance(node, ast.While):
-            kind = "a while loop"
-        elif isinstance(node, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
-            kind = "a comprehension (a loop in disguise)"
-        elif isinstance(node, ast.Call) and _callee_name(node.func) in PER_ELEMENT_CALLS:
-            kind = f"{_callee_name(node.func)}, which calls Python once per element"
-        else:
-            continue
-        segment = (ast.get_source_segment(text, node) or "").splitlines()
-        found.append(f"{kind} (line {node.lineno}: `{segment[0].strip() if segment else ''}`)")
-    return found
+    if name is None:
+        tree = ast.parse(textwrap.dedent(source))
+        defs = [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+        if not defs:
+            return []
+        name = defs[-1]
+    return [loop.describe() for loop in find_loops([textwrap.dedent(source)], name) or []]
 
 
-def called_names(source: str) -> set[str]:
-    """Plain names called in ``source`` (candidates for the student's own helper functions)."""
-    import ast
-    import textwrap
-
-    return {node.func.id for node in ast.walk(ast.parse(textwrap.dedent(source)))
-            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+VECTORISE_WHY = ("the task asks for array operations only: broadcast X[:, None, :] against mu[None, :, :], "
+                 "or expand the square into matrix products; np.vectorize, apply_along_axis, map and "
+                 "comprehensions still run Python once per point")
 
 
-def _callee_name(func) -> str:
-    import ast
-    if isinstance(func, ast.Attribute):
-        return func.attr
-    if isinstance(func, ast.Name):
-        return func.id
-    return ""
+def no_python_loops(statements: list[str], function: str) -> None:
+    """Fail when ``function``, or anything of the submission it can reach, loops in Python.
 
-
-def no_python_loops(sources: dict[str, str], function: str) -> None:
-    """Fail when ``function`` (or a helper of the student's it calls) loops in Python.
-
-    ``sources`` maps the function's name, and the names of the student's helpers it calls, to
-    their source text.
+    ``statements`` are the submission's kept top-level statements (``Context.definitions()``).
     """
-    for name, source in sources.items():
-        try:
-            loops = python_loops(source)
-        except SyntaxError:
-            raise Failed(f"the source of {name} could not be parsed") from None
-        if loops:
-            where = function if name == function else f"{function} (through your helper {name})"
-            raise Failed(f"{where} uses {loops[0]}",
-                         why="the task asks for array operations only: broadcast X[:, None, :] against "
-                             "mu[None, :, :], or expand the square into matrix products; np.vectorize and "
-                             "apply_along_axis still run Python once per point")
+    from .loops import find_loops
+
+    loops = find_loops(statements, function)
+    if loops is None:
+        raise Failed(f"the definition of {function} could not be found in your code",
+                     why="define it with `def` at the top level of a cell")
+    if not loops:
+        return
+    loop = loops[0]
+    route = f", reached through {' -> '.join(loop.path)}" if len(loop.path) > 1 else ""
+    if loop.suspicious:
+        why = ("the grader must be able to read what your function runs: code built or looked up at run "
+               "time (eval, exec, globals(), getattr with a computed name, ...) cannot be checked for "
+               "loops; write it with plain array operations")
+    elif loop.kind.startswith("recursion"):
+        why = "a function that calls itself is a loop too; " + VECTORISE_WHY
+    else:
+        why = VECTORISE_WHY
+    raise Failed(f"{function} uses {loop.describe()}{route}", why=why)

@@ -28,7 +28,50 @@ def _case(X, pi, mu, sigma, **extra):
     return expect.format_case(X=X, pi=pi, mu=mu, sigma=sigma, **extra)
 
 
+def _softmax_rows(y):
+    y = y - y.max(axis=1, keepdims=True)
+    e = np.exp(y)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _e_step_variants(X, pi, mu, sigma) -> dict:
+    """gamma as the usual E-step bugs compute it, each with what went wrong."""
+    N, d = X.shape
+    with np.errstate(all="ignore"):
+        diff = X[None, :, :] - mu[:, None, :]                                   # (C, N, d)
+        logdet = np.linalg.slogdet(sigma)[1]                                    # (C,)
+        maha = np.einsum("cnd,cnd->nc", diff, np.linalg.solve(sigma, np.swapaxes(diff, 1, 2)).swapaxes(1, 2))
+        maha_times = np.einsum("cnd,cde,cne->nc", diff, sigma, diff)
+        log_pi = np.log(pi)[None, :]
+        base = -0.5 * d * np.log(2 * np.pi)
+        return {
+            "the Mahalanobis term uses sigma instead of its inverse: (x - mu)^T sigma^-1 (x - mu) needs "
+            "np.linalg.solve(sigma_c, x - mu_c)": _softmax_rows(log_pi + base - 0.5 * (logdet + maha_times)),
+            "the log-determinant lacks its factor 1/2: log N = -1/2 (d log 2 pi + log det sigma + Mahalanobis)":
+                _softmax_rows(log_pi + base - logdet - 0.5 * maha),
+            "the Mahalanobis term lacks its factor 1/2": _softmax_rows(log_pi + base - 0.5 * logdet - maha),
+            "the log-determinant has the wrong sign": _softmax_rows(log_pi + base + 0.5 * logdet - 0.5 * maha),
+            "the log-determinant is missing": _softmax_rows(log_pi + base - 0.5 * maha),
+            "the weights pi are missing: gamma_ic is proportional to pi_c N(x_i | c)":
+                _softmax_rows(base - 0.5 * (logdet + maha)),
+            "the weights enter as pi_c instead of log pi_c in the log domain":
+                _softmax_rows(np.asarray(pi)[None, :] + base - 0.5 * (logdet + maha)),
+        }
+
+
+def diagnose_gamma(gamma, X, pi, mu, sigma) -> str:
+    """The known bug whose output ``gamma`` matches, or ''."""
+    for reason, candidate in _e_step_variants(X, pi, mu, sigma).items():
+        if candidate.shape == gamma.shape and np.all(np.isfinite(candidate)) and \
+                np.allclose(gamma, candidate, rtol=1e-6, atol=1e-9):
+            return reason
+    return ""
+
+
 def validate_gamma(value, N: int, C: int, what: str = "gamma returned by E_step") -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and value.dtype.itemsize < 8:
+        raise Failed(f"{what} has dtype {value.dtype}: rows sum to 1 only to about 1e-7, and values below "
+                     f"{np.finfo(value.dtype).tiny:.0e} vanish", why="compute and return float64 (the default of numpy)")
     gamma = expect.array(value, what, shape=(N, C), why_nonfinite=NONFINITE_GAMMA)
     sums = gamma.sum(axis=1)
     bad_rows = np.flatnonzero(np.abs(sums - 1) > 1e-8)
@@ -50,13 +93,39 @@ def validate_gamma(value, N: int, C: int, what: str = "gamma returned by E_step"
 def validate_parameters(value, C: int, d: int, what: str = "M_step") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not isinstance(value, (tuple, list)) or len(value) != 3:
         raise Failed(f"{what} should return a tuple (pi, mu, sigma) but returned {expect.describe_value(value)}")
+    for name, part in zip(("pi", "mu", "sigma"), value):
+        if isinstance(part, np.ndarray) and part.dtype.kind == "f" and part.dtype.itemsize < 8:
+            raise Failed(f"{name} returned by {what} has dtype {part.dtype}, which keeps only about 7 digits",
+                         why="compute in float64 (numpy's default): do not cast the data or the results to float32")
     pi = expect.array(value[0], f"pi returned by {what}", shape=(C,))
     mu = expect.array(value[1], f"mu returned by {what}", shape=(C, d))
     sigma = expect.array(value[2], f"sigma returned by {what}", shape=(C, d, d))
     return pi, mu, sigma
 
 
-def compare_parameters(got, expected, case: str = "", what: str = "M_step") -> None:
+def _sigma_variants(X, gamma, mu) -> dict:
+    """sigma as the usual M-step bugs compute it (around the student's own mu), with what went wrong."""
+    weights = gamma.sum(axis=0)
+    def scatter(centre, w):
+        centred = X[None, :, :] - centre[:, None, :]
+        return np.einsum("nc,cnd,cne->cde", w, centred, centred)
+    around_mu = scatter(mu, gamma)
+    unbiased = weights - (gamma ** 2).sum(axis=0) / weights
+    return {
+        "sigma is divided by N instead of N_c = gamma[:, c].sum()": around_mu / len(X),
+        "the scatter is weighted by gamma squared; each term needs gamma_ic once": scatter(mu, gamma ** 2)
+        / weights[:, None, None],
+        "the scatter ignores the weights gamma_ic": scatter(mu, np.ones_like(gamma)) / weights[:, None, None],
+        "the scatter is taken around the mean of all the data instead of mu_c":
+            scatter(np.repeat(X.mean(axis=0)[None], len(mu), axis=0), gamma) / weights[:, None, None],
+        "the scatter is taken around 0 instead of mu_c (sigma computed before mu, or x x^T without centring)":
+            scatter(np.zeros_like(mu), gamma) / weights[:, None, None],
+        "this is the 'unbiased' weighted covariance (np.cov without bias=True): the maximiser of Q divides by N_c":
+            around_mu / unbiased[:, None, None],
+    }
+
+
+def compare_parameters(got, expected, case: str = "", what: str = "M_step", X=None, gamma=None) -> None:
     pi, mu, sigma = got
     e_pi, e_mu, e_sigma = expected
     expect.close(pi, e_pi, f"pi returned by {what}", rtol=PI_RTOL, atol=PI_ATOL, case=case,
@@ -66,10 +135,21 @@ def compare_parameters(got, expected, case: str = "", what: str = "M_step") -> N
     why = "mu_c is the gamma-weighted mean of the points: sum_i gamma_ic x_i / N_c"
     if np.allclose(mu, e_mu * e_pi[:, None], rtol=1e-6):
         why = divided_by_n
+    elif X is not None and gamma is not None:
+        rounded = gamma.T @ X.astype(np.float32).astype(np.float64) / gamma.sum(axis=0)[:, None]
+        if not np.allclose(rounded, e_mu, rtol=MU_RTOL, atol=0) and np.allclose(mu, rounded, rtol=1e-6, atol=0):
+            why = ("these are the means of the data rounded to float32 (about 7 digits): keep every computation in "
+                   "float64, numpy's default")
     expect.close(mu, e_mu, f"mu returned by {what}", rtol=MU_RTOL, atol=1e-10 * mu_scale, case=case, why=why)
     why = "sigma_c is the gamma-weighted scatter around the NEW mean mu_c, divided by N_c = gamma[:, c].sum()"
     if np.allclose(sigma, e_sigma * e_pi[:, None, None], rtol=1e-6):
         why = divided_by_n
+    elif X is not None and gamma is not None:
+        with np.errstate(all="ignore"):
+            for reason, candidate in _sigma_variants(X, gamma, mu).items():
+                if np.allclose(sigma, candidate, rtol=1e-6, atol=1e-12):
+                    why = reason
+                    break
     expect.close(sigma, e_sigma, f"sigma returned by {what}", rtol=SIGMA_RTOL,
                  atol=1e-10 * np.abs(e_sigma).max(), case=case, why=why)
 
@@ -81,11 +161,13 @@ def compare_parameters(got, expected, case: str = "", what: str = "M_step") -> N
                          "then exponentiate after subtracting each row's maximum, then normalise each row."))
 def e_step_visible(ctx):
     s = sample()
-    gamma = validate_gamma(ctx.run(s["data"], s["pi0"], s["mu0"], s["sigma0"]), *visible()["gamma0"].shape)
+    X, pi, mu, sigma = s["data"], s["pi0"], s["mu0"], s["sigma0"]
+    gamma = validate_gamma(ctx.run(X, pi, mu, sigma), *visible()["gamma0"].shape)
     expect.close(gamma, visible()["gamma0"], "gamma for the notebook's data and (pi0, mu0, sigma0)",
                  rtol=GAMMA_RTOL, atol=GAMMA_ATOL,
-                 why="compare your log-density with scipy.stats.multivariate_normal(mu[c], sigma[c]).logpdf(X) "
-                     "for one component, then check the normalisation over components")
+                 why=diagnose_gamma(gamma, X, pi, mu, sigma) or
+                 "compare your log-density with scipy.stats.multivariate_normal(mu[c], sigma[c]).logpdf(X) "
+                 "for one component, then check the normalisation over components")
 
 
 @ASSIGNMENT.check("E_step", "rows are probability distributions", 2)
@@ -108,7 +190,8 @@ def e_step_hidden(ctx):
         case = _case(X, pi, mu, sigma)
         try:
             gamma = validate_gamma(ctx.run(X, pi, mu, sigma), N, C)
-            expect.close(gamma, expected, f"gamma (N={N}, d={d}, C={C})", rtol=GAMMA_RTOL, atol=GAMMA_ATOL)
+            expect.close(gamma, expected, f"gamma (N={N}, d={d}, C={C})", rtol=GAMMA_RTOL, atol=GAMMA_ATOL,
+                         why=diagnose_gamma(gamma, X, pi, mu, sigma))
         except Failed as failure:
             failure.case = failure.case or case
             raise
@@ -143,10 +226,35 @@ def e_step_hard_finite(ctx):
     base = validate_gamma(ctx.run(X, pi, mu, sigma), len(X), 4, "gamma for N=2000, d=10")
     for scale in (1e-30, 1e30):
         what = f"gamma for N=2000, d=10 with the data scaled by {scale:g}"
-        scaled = validate_gamma(ctx.run(X * scale, pi, mu * scale, sigma * scale**2), len(X), 4, what)
+        try:
+            scaled = validate_gamma(ctx.run(X * scale, pi, mu * scale, sigma * scale**2), len(X), 4, what)
+        except Failed as failure:
+            if "non-finite" in failure.message or "sum to" in failure.message:
+                # finite and normalised unscaled and for points far from every mean: what breaks is the scale
+                failure.why = SCALE_NONFINITE
+            raise
         expect.close(scaled, base, f"{what} (it must equal gamma for the unscaled data)", rtol=1e-5, atol=1e-9,
-                     why="np.linalg.det overflows or underflows for d=10 at this scale; use np.linalg.slogdet "
-                         "or a Cholesky factor for the log-determinant, and solve instead of inv")
+                     why=_why_not_scale_invariant(ctx, X, pi, mu, sigma, base))
+
+
+SCALE_NONFINITE = ("gamma is finite for the unscaled data and for points far from every mean, but not at this "
+                   "scale: in d=10, det(sigma) ~ scale**20 over- or underflows, and log(0) or log(inf) follows; "
+                   "use np.linalg.slogdet, or twice the sum of the log of a Cholesky factor's diagonal")
+
+
+def _why_not_scale_invariant(ctx, X, pi, mu, sigma, base) -> str:
+    """Rescaling data, means and spreads together must not change gamma: say which term does not follow."""
+    try:
+        moderate = validate_gamma(ctx.run(X * 0.1, pi, mu * 0.1, sigma * 0.01), len(X), len(pi))
+    except Failed:
+        moderate = None
+    if moderate is not None and not np.allclose(moderate, base, rtol=1e-5, atol=1e-9):
+        return ("gamma changes even when everything is scaled by 0.1, a scale where every determinant is still "
+                "representable: the Mahalanobis term (x - mu)^T sigma^-1 (x - mu) does not stay the same when data and "
+                "spreads are rescaled together; it must use the INVERSE of sigma (np.linalg.solve(sigma_c, x - mu_c))")
+    return ("gamma is right at moderate scales but not here, where det(sigma) ~ scale**20 under- or overflows: "
+            "compute the log-determinant with np.linalg.slogdet (or from a Cholesky factor), and solve "
+            "instead of inverting")
 
 
 @ASSIGNMENT.check("E_step", "numerically hard inputs match the reference", 2, needs_reference=True)
@@ -156,10 +264,17 @@ def e_step_hard_reference(ctx):
     problems += [(f"N=2000, d=10, data scaled by {s:g}", _scaled_problem(rng, s)) for s in (1e-30, 1e30)]
     for label, (X, pi, mu, sigma) in problems:
         expected = ctx.reference("E_step")(X, pi, mu, sigma)
-        gamma = validate_gamma(ctx.run(X, pi, mu, sigma), *expected.shape, f"gamma for {label}")
+        try:
+            gamma = validate_gamma(ctx.run(X, pi, mu, sigma), *expected.shape, f"gamma for {label}")
+        except Failed as failure:
+            if "far" not in label and ("non-finite" in failure.message or "sum to" in failure.message):
+                failure.why = SCALE_NONFINITE
+            raise
         expect.close(gamma, expected, f"gamma for {label}", rtol=1e-5, atol=1e-10,
-                     why=NONFINITE_GAMMA if "far" in label else
-                     "use slogdet / Cholesky for the log-determinant and solve instead of inv")
+                     why=diagnose_gamma(gamma, X, pi, mu, sigma) or (
+                         "points far from every mean: compute log pi_c + log N(x_i | c) exactly (no clipping, no "
+                         "added epsilon) and normalise with the max trick" if "far" in label else
+                         "use slogdet / Cholesky for the log-determinant and solve instead of inv"))
 
 
 # =============================================================================== M_step
@@ -171,7 +286,7 @@ def m_step_visible(ctx):
     s, v = sample(), visible()
     C, d = v["mu1"].shape
     got = validate_parameters(ctx.run(s["data"], v["gamma0"]), C, d)
-    compare_parameters(got, (v["pi1"], v["mu1"], v["sigma1"]))
+    compare_parameters(got, (v["pi1"], v["mu1"], v["sigma1"]), X=s["data"], gamma=v["gamma0"])
 
 
 @ASSIGNMENT.check("M_step", "maximises the expected complete-data log-likelihood", 2)
@@ -194,11 +309,35 @@ def m_step_maximises(ctx):
             perturbed = _perturb(rng, pi, mu, sigma, scale=0.02 if trial % 2 else 0.2)
             value = theory.expected_complete(X, *perturbed, gamma)
             if value > best + slack:
-                which = ["pi", "mu", "sigma"][trial % 3]
                 raise Failed(f"nearby parameters give a higher expected complete-data log-likelihood Q "
                              f"({value:.10g} > {best:.10g}): your M-step does not maximise Q",
-                             why=f"a changed {which} improved Q; re-derive the update (set the gradient of Q to 0)",
-                             case=case)
+                             why=_which_parameter(X, gamma, pi, mu, sigma, best), case=case)
+
+
+_UPDATES = {
+    "pi": "pi_c = N_c / N, the average responsibility of component c",
+    "mu": "mu_c = sum_i gamma_ic x_i / N_c, the gamma-weighted mean",
+    "sigma": "sigma_c = sum_i gamma_ic (x_i - mu_c)(x_i - mu_c)^T / N_c, around the NEW mean, divided by N_c",
+}
+
+
+def _which_parameter(X, gamma, pi, mu, sigma, best: float) -> str:
+    """Name the parameter whose own optimum (the others fixed) raises Q the most, with the gains."""
+    weights = gamma.sum(axis=0)
+    opt_pi = weights / len(X)
+    opt_mu = gamma.T @ X / weights[:, None]
+    centred = X[None, :, :] - mu[:, None, :]
+    opt_sigma = np.einsum("nc,cnd,cne->cde", gamma, centred, centred) / weights[:, None, None]
+    gains = {}
+    for name, params in (("pi", (opt_pi, mu, sigma)), ("mu", (pi, opt_mu, sigma)), ("sigma", (pi, mu, opt_sigma))):
+        try:
+            gains[name] = theory.expected_complete(X, *params, gamma) - best
+        except np.linalg.LinAlgError:
+            gains[name] = 0.0
+    top = max(gains, key=gains.get)
+    others = ", ".join(f"{name} {gain:.2g}" for name, gain in gains.items() if name != top)
+    return (f"changing only {top} to its maximiser (the others fixed) raises Q by {gains[top]:.3g} "
+            f"(changing {others}): check your {top} update, {_UPDATES[top]}")
 
 
 def _perturb(rng, pi, mu, sigma, scale):
@@ -226,7 +365,7 @@ def m_step_one_hot(ctx):
     expected = (np.bincount(labels) / 40,
                 np.stack([X[labels == c].mean(axis=0) for c in range(3)]),
                 np.stack([np.cov(X[labels == c], rowvar=False, bias=True) for c in range(3)]))
-    compare_parameters((pi, mu, sigma), expected, case=expect.format_case(X=X, gamma=gamma))
+    compare_parameters((pi, mu, sigma), expected, case=expect.format_case(X=X, gamma=gamma), X=X, gamma=gamma)
 
 
 @ASSIGNMENT.check("M_step", "hidden random inputs match the reference", 3, needs_reference=True)
@@ -236,7 +375,7 @@ def m_step_hidden(ctx):
         gamma = theory.random_responsibilities(ctx.rng, N, C)
         expected = ctx.reference("M_step")(X, gamma)
         got = validate_parameters(ctx.run(X, gamma), C, d)
-        compare_parameters(got, expected, case=expect.format_case(X=X, gamma=gamma))
+        compare_parameters(got, expected, case=expect.format_case(X=X, gamma=gamma), X=X, gamma=gamma)
 
 
 @ASSIGNMENT.check("M_step", "large and lopsided inputs match the reference", 2, needs_reference=True)

@@ -9,15 +9,23 @@ from __future__ import annotations
 
 import numpy as np
 from scipy.special import logsumexp, softmax, xlogy
-from scipy.stats import multivariate_normal
 
 
 def log_densities(X, mu, sigma):
-    """log N(x_i | mu_c, sigma_c), shape (N, C)."""
-    # (multivariate_normal.logpdf, not a frozen multivariate_normal(...): freezing formats a docstring
-    # on every call, which was a third of the time of the student-side checks)
-    return np.stack([multivariate_normal.logpdf(X, mean=m, cov=s, allow_singular=False).reshape(len(X))
-                     for m, s in zip(mu, sigma)], axis=1)
+    """log N(x_i | mu_c, sigma_c), shape (N, C).
+
+    Through Cholesky factors, like a plain numpy implementation: ``np.linalg.LinAlgError`` when a
+    covariance is not symmetric positive definite (an asymmetric one included).
+    """
+    X, mu, sigma = (np.asarray(a, dtype=float) for a in (X, mu, sigma))
+    d = X.shape[1]
+    asymmetry = np.abs(sigma - np.swapaxes(sigma, 1, 2)).max(axis=(1, 2))
+    if np.any(asymmetry > 1e-10 * np.abs(sigma).max(axis=(1, 2))):
+        raise np.linalg.LinAlgError(f"sigma[{int(np.argmax(asymmetry))}] is not symmetric")
+    L = np.linalg.cholesky(sigma)                                      # (C, d, d)
+    z = np.linalg.solve(L, np.swapaxes(X[None, :, :] - mu[:, None, :], 1, 2))   # (C, d, N)
+    log_det = 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)       # (C,)
+    return (-0.5 * (d * np.log(2 * np.pi) + log_det[:, None] + np.einsum("cdn,cdn->cn", z, z))).T
 
 
 def log_joint(X, pi, mu, sigma):
@@ -37,7 +45,10 @@ def log_likelihood(X, pi, mu, sigma) -> float:
 
 def expected_complete(X, pi, mu, sigma, gamma) -> float:
     """Q = E_q[log p(X, T | theta)] with 0 * log 0 = 0."""
-    return float(np.sum(gamma * log_densities(X, mu, sigma)) + np.sum(xlogy(gamma, pi[None, :])))
+    density = log_densities(X, mu, sigma)
+    weighted = np.multiply(gamma, density, out=np.zeros_like(density), where=gamma > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(weighted.sum() + np.sum(xlogy(gamma, np.asarray(pi)[None, :])))
 
 
 def entropy(gamma) -> float:
@@ -55,6 +66,22 @@ def m_step(X, gamma):
     mu = gamma.T @ X / weights[:, None]
     centred = X[None, :, :] - mu[:, None, :]                                   # (C, N, d)
     sigma = np.einsum("nc,cnd,cne->cde", gamma, centred, centred) / weights[:, None, None]
+    return pi, mu, sigma
+
+
+def tempered_posterior(X, pi, mu, sigma, temperature: float):
+    """softmax(temperature * log_joint): not the posterior unless temperature = 1, shape (N, C)."""
+    return softmax(temperature * log_joint(X, pi, mu, sigma), axis=1)
+
+
+def run_em(X, pi, mu, sigma, n_iter: int = 1000, rtol: float = 0.0):
+    """Plain EM from (pi, mu, sigma): ``n_iter`` iterations, or until the parameters stop changing."""
+    for _ in range(n_iter):
+        new = m_step(X, posterior(X, pi, mu, sigma))
+        change = max(float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-300)) for a, b in zip(new, (pi, mu, sigma)))
+        pi, mu, sigma = new
+        if change <= rtol:
+            break
     return pi, mu, sigma
 
 

@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: log-determinant as log(np.linalg.det(sigma_c)) (over/underflows in 10 dimensions)
+# explained: det
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

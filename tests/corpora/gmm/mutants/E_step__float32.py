@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: stores gamma in float32 (rows no longer sum to 1 in double precision)
+# explained: float32
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

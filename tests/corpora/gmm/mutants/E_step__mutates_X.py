@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: centres the data in place (diff = X; diff -= mu[c]), corrupting X for the next components
+# explained: in place
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: exponentiates the log-weights without subtracting the row maximum (0/0 = NaN for far points)
+# explained: max trick
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

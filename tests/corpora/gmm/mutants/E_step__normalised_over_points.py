@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: normalises gamma over points (axis=0) instead of over components
+# explained: rows vs columns
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

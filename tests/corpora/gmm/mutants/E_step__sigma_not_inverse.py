@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: Mahalanobis distance with sigma instead of its inverse
+# explained: sigma inverse
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: E_step
 # bug: returns gamma transposed, shape (C, N)
+# explained: transposed
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -1,5 +1,6 @@
 # breaks: E_step_diag
 # bug: replaces the for loop by np.apply_along_axis over the points: still one Python call per point
+# explained: loop
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

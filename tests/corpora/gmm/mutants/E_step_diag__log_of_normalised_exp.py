@@ -1,5 +1,6 @@
 # breaks: E_step_diag
 # bug: normalises in the probability domain and takes the log (underflows to -inf)
+# explained: log domain
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

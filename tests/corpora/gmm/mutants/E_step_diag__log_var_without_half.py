@@ -1,5 +1,6 @@
 # breaks: E_step_diag
 # bug: forgets the 1/2 in front of sum_j log(2 pi var_cj)
+# explained: logvar half
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

@@ -1,5 +1,6 @@
 # breaks: E_step_diag
 # bug: returns exp(log_gamma) (responsibilities) instead of their logs
+# explained: log domain
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: M_step
 # bug: casts the data to float32 first
+# explained: float32
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

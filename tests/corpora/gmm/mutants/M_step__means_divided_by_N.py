@@ -1,5 +1,6 @@
 # breaks: M_step
 # bug: means divided by N instead of N_c
+# explained: divided by N
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

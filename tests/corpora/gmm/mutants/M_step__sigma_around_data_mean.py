@@ -1,5 +1,6 @@
 # breaks: M_step
 # bug: covariances are the scatter around the mean of all the data instead of around mu_c
+# explained: around data mean
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

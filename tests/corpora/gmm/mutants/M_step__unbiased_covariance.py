@@ -1,5 +1,6 @@
 # breaks: M_step
 # bug: np.cov with aweights but without bias=True (an 'unbiased' weighted covariance, not the maximiser of Q)
+# explained: unbiased
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

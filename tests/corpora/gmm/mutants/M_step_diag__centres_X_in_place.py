@@ -1,5 +1,6 @@
 # breaks: M_step_diag
 # bug: centres the data in place for stability (X -= X.mean(0)) and adds the mean back to mu: the caller's X changes
+# explained: in place
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

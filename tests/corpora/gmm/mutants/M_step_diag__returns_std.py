@@ -1,5 +1,6 @@
 # breaks: M_step_diag
 # bug: returns standard deviations instead of variances
+# explained: std
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

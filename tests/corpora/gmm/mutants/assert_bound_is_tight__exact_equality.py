@@ -1,5 +1,6 @@
 # breaks: assert_bound_is_tight
 # bug: compares the bound and the log-likelihood with == (no floating-point slack)
+# explained: round-off
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

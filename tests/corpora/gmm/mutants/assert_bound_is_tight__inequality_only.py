@@ -1,5 +1,6 @@
 # breaks: assert_bound_is_tight
 # bug: never checks tightness after the E-step, only that the bound stays below the log-likelihood
+# explained: never equals
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -1,5 +1,6 @@
 # breaks: assert_bound_is_tight
 # bug: checks tightness but never that the bound stays below the log-likelihood for other q
+# explained: never below
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: assert_bound_never_decreases
 # bug: compares every value with the first bound instead of the previous one
+# explained: never raises, first value
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

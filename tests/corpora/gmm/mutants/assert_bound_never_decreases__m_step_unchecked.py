@@ -1,5 +1,6 @@
 # breaks: assert_bound_never_decreases
 # bug: only checks across E-steps (bound after E_(t+1) vs after M_t), never the M-step itself
+# explained: half-steps
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: assert_bound_never_decreases
 # bug: asserts the bound never INCREASES after an M-step (sign flipped, as if it were a loss)
+# explained: reversed
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -1,5 +1,6 @@
 # breaks: assert_bound_never_decreases
 # bug: only compares the bound after the M-step with the bound after the E-step of the same iteration
+# explained: half-steps
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

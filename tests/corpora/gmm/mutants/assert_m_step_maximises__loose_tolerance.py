@@ -1,5 +1,6 @@
 # breaks: assert_m_step_maximises
 # bug: slack of 1% of |L|: never fires
+# explained: loose
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

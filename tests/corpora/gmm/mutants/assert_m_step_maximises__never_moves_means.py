@@ -1,5 +1,6 @@
 # breaks: assert_m_step_maximises
 # bug: perturbs only pi and sigma, never mu (a wrong mean update goes unnoticed)
+# explained: never change
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

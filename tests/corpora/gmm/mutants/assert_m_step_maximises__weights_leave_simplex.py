@@ -1,5 +1,6 @@
 # breaks: assert_m_step_maximises
 # bug: perturbed weights are not renormalised (they no longer sum to 1), so it fires on a correct M-step
+# explained: leave the model
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

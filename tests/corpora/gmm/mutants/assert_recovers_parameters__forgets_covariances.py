@@ -1,5 +1,6 @@
 # breaks: assert_recovers_parameters
 # bug: never compares the covariances
+# explained: compare every
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

@@ -1,5 +1,6 @@
 # breaks: assert_recovers_parameters
 # bug: never compares the weights pi
+# explained: compare every
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

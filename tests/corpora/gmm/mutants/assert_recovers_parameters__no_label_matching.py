@@ -1,5 +1,6 @@
 # breaks: assert_recovers_parameters
 # bug: compares components in the order train_EM returns them (no label matching)
+# explained: label switching
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

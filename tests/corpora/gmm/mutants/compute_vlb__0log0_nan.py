@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: entropy as gamma * np.log(gamma): 0 * log 0 = NaN
+# explained: 0log0
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

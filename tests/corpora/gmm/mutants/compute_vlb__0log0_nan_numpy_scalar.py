@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: entropy as gamma * np.log(gamma): 0 * log 0 = NaN (returned as a numpy float64)
+# explained: 0log0
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

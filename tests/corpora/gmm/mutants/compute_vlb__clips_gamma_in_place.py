@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: avoids log(0) by clipping gamma IN PLACE (np.clip(..., out=gamma)): the caller's gamma changes
+# explained: in place
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: adds sum gamma log gamma instead of subtracting it
+# explained: entropy sign
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

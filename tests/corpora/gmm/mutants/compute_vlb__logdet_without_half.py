@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: forgets the 1/2 in front of the log-determinant
+# explained: logdet half
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

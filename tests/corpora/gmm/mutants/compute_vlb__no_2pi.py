@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: drops the -d/2 log(2 pi) constant of the Gaussian log-density
+# explained: no 2pi
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

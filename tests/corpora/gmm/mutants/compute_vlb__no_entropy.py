@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: returns only the expected complete-data log-likelihood (entropy of q missing)
+# explained: no entropy
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -1,5 +1,6 @@
 # breaks: compute_vlb
 # bug: forgets the log(pi_c) term
+# explained: no log pi
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

@@ -1,5 +1,6 @@
 # breaks: log_likelihood
 # bug: averages over points instead of summing
+# explained: mean
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: log_likelihood
 # bug: log(sum(exp(...))) without the max trick: -inf for points far from every mean
+# explained: log(0)
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: log_likelihood
 # bug: sums log(pi_c N_c) over components instead of taking the log of the sum
+# explained: sum of logs
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

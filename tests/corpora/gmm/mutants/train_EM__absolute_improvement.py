@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: stops on the absolute improvement |L_t - L_(t-1)| <= rtol instead of the relative one
+# explained: absolute
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

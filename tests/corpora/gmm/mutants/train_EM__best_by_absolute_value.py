@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: keeps the restart whose bound is smallest in absolute value (wrong whenever bounds are positive)
+# explained: smallest positive
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

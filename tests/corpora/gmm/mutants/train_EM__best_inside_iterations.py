@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: records the best inside the iteration loop, so a restart that later collapses can win
+# explained: failed restart
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: catches LinAlgError inside the iteration loop and breaks, so a collapsed restart's partial bound still competes
+# explained: failed restart
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: never stops early: rtol is not used
+# explained: rtol unused
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

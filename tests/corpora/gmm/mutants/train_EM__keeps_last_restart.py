@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: keeps the last restart instead of the best
+# explained: last
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: updates best_loss only on improvement but stores the parameters of every restart
+# explained: params
 # (mutant of correct/c_cholesky.py)
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve

@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: calls np.random.seed(0) at the start of every restart, so all restarts are identical
+# explained: same start
 # (mutant of correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment

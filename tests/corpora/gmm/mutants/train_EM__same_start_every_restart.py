@@ -1,5 +1,6 @@
 # breaks: train_EM
 # bug: every restart starts from the first C data points, so the restarts are identical
+# explained: same start
 # (mutant of correct/a_loops_scipy.py)
 import itertools
 import math

@@ -1,0 +1,167 @@
+# breaks: train_EM
+# bug: counts iterations from 0 to max_iter inclusive: max_iter + 1 iterations
+# explained: max_iter+1
+# (mutant of correct/n_python_floats.py)
+import functools
+import math
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
+from scipy.optimize import linear_sum_assignment
+from scipy.special import logsumexp, softmax, xlogy
+from scipy.stats import multivariate_normal, norm
+
+LOG_2PI = np.log(2 * np.pi)
+
+
+def E_step(X, pi, mu, sigma):
+    prec = np.linalg.inv(sigma)
+    diff = X[:, None, :] - mu[None, :, :]                  # (N, C, d)
+    maha = np.einsum("ncd,cde,nce->nc", diff, prec, diff)
+    _, logdet = np.linalg.slogdet(sigma)
+    log_w = np.log(pi)[None, :] - 0.5 * logdet[None, :] - 0.5 * maha - 0.5 * X.shape[1] * np.log(2 * np.pi)
+    log_w = log_w - log_w.max(axis=1)[:, None]
+    w = np.exp(log_w)
+    return w / w.sum(axis=1)[:, None]
+
+
+def M_step(X, gamma):
+    N, d = X.shape
+    C = gamma.shape[1]
+    pi, mu, sigma = np.empty(C), np.empty((C, d)), np.empty((C, d, d))
+    for c in range(C):
+        w = gamma[:, c]
+        n_c = w.sum()
+        pi[c] = n_c / N
+        mu[c] = w @ X / n_c
+        diff = X - mu[c]
+        sigma[c] = (w[:, None] * diff).T @ diff / n_c
+    return pi, mu, sigma
+
+
+def compute_vlb(X, pi, mu, sigma, gamma):
+    L = np.linalg.cholesky(sigma)
+    diff = X[None, :, :] - mu[:, None, :]
+    z = np.linalg.solve(L, np.swapaxes(diff, 1, 2))
+    log_n = (-0.5 * np.sum(z ** 2, axis=1) - np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)[:, None]
+             - 0.5 * X.shape[1] * LOG_2PI).T                                  # (N, C)
+    positive = gamma > 0
+    expected = np.sum(gamma[positive] * (np.log(np.broadcast_to(pi, gamma.shape)[positive]) + log_n[positive]))
+    entropy = -np.sum(gamma[positive] * np.log(gamma[positive]))
+    return float(expected + entropy)
+
+
+def log_likelihood(X, pi, mu, sigma):
+    log_n = np.column_stack([multivariate_normal(mu[c], sigma[c]).logpdf(X) for c in range(len(pi))])
+    return float(logsumexp(log_n, axis=1, b=pi[None, :]).sum())
+
+
+def train_EM(X, C, rtol=1e-3, max_iter=100, restarts=10):
+    N, d = X.shape
+    best_loss = -math.inf
+    best = (None, None, None)
+    for _ in range(restarts):
+        try:
+            idx = np.random.choice(N, C, replace=False)
+            pi, mu = np.full(C, 1.0 / C), X[idx].copy()
+            sigma = np.array([np.eye(d) * float(X.var()) for _ in range(C)])
+            last = None
+            for iteration in range(0, max_iter + 1):
+                gamma = E_step(X, pi, mu, sigma)
+                pi, mu, sigma = M_step(X, gamma)
+                value = float(compute_vlb(X, pi, mu, sigma, gamma))
+                if last is not None and math.fabs(value - last) <= rtol * math.fabs(last):
+                    break
+                last = value
+            if value > best_loss:
+                best_loss, best = value, (pi, mu, sigma)
+        except np.linalg.LinAlgError:
+            pass
+    return best_loss, best[0], best[1], best[2]
+
+
+def assert_bound_never_decreases(X, pi, mu, sigma, E_step, M_step, compute_vlb, n_iter=20):
+    gamma = E_step(X, pi, mu, sigma)
+    old = compute_vlb(X, pi, mu, sigma, gamma)
+    for it in range(2 * n_iter):
+        if it % 2 == 0:
+            pi, mu, sigma = M_step(X, gamma)
+        else:
+            gamma = E_step(X, pi, mu, sigma)
+        new = compute_vlb(X, pi, mu, sigma, gamma)
+        if not (new >= old or np.isclose(new, old, rtol=1e-10, atol=0.0)):
+            raise AssertionError(f"half-step {it}: the bound went from {old} down to {new}")
+        old = new
+
+
+def assert_m_step_maximises(X, gamma, M_step, compute_vlb, n_trials=20, scale=0.05, seed=0):
+    rng = np.random.default_rng(seed)
+    params = M_step(X, gamma)
+    reference = compute_vlb(X, *params, gamma)
+    C, d = params[1].shape
+    for trial in range(n_trials):
+        pi, mu, sigma = (p.copy() for p in params)
+        which = trial % 3
+        if which == 0:
+            pi = pi * np.exp(scale * rng.standard_normal(C))
+            pi = pi / pi.sum()
+        elif which == 1:
+            mu = mu + scale * rng.standard_normal((C, d)) * np.sqrt(np.trace(sigma, axis1=1, axis2=2) / d)[:, None]
+        else:
+            for c in range(C):
+                A = np.eye(d) + scale * rng.standard_normal((d, d))
+                sigma[c] = A @ sigma[c] @ A.T
+        value = compute_vlb(X, pi, mu, sigma, gamma)
+        if value > reference + 1e-9 * abs(reference):
+            raise AssertionError(f"perturbing {'pi mu sigma'.split()[which]} increased the bound")
+
+
+def assert_bound_is_tight(X, pi, mu, sigma, E_step, compute_vlb, log_likelihood, n_trials=10, seed=0):
+    rng = np.random.RandomState(seed)
+    ll = log_likelihood(X=X, pi=pi, mu=mu, sigma=sigma)
+    gamma = E_step(X=X, pi=pi, mu=mu, sigma=sigma)
+    bound = compute_vlb(X=X, pi=pi, mu=mu, sigma=sigma, gamma=gamma)
+    if not np.isclose(bound, ll, rtol=1e-9, atol=0.0):
+        raise AssertionError(f"not tight: {bound} vs {ll}")
+    values = []
+    for _ in range(n_trials):
+        q = rng.rand(X.shape[0], len(pi))
+        q /= q.sum(axis=1, keepdims=True)
+        values.append(compute_vlb(X=X, pi=pi, mu=mu, sigma=sigma, gamma=q))
+    if max(values) > ll + 1e-9 * abs(ll):
+        raise AssertionError(f"a bound above the log-likelihood: {max(values)} > {ll}")
+
+
+def assert_recovers_parameters(train_EM, pi, mu, sigma, n_points=1000, n_datasets=5, tol=0.15):
+    C, d = mu.shape
+    chol = np.linalg.cholesky(sigma)
+    sum_pi, sum_mu, sum_sigma = np.zeros(C), np.zeros((C, d)), np.zeros((C, d, d))
+    spreads = []
+    for _ in range(n_datasets):
+        labels = np.random.choice(C, size=n_points, p=pi)
+        X = mu[labels] + np.einsum("nij,nj->ni", chol[labels], np.random.randn(n_points, d))
+        spreads.append(X.std(axis=0))
+        _, est_pi, est_mu, est_sigma = train_EM(X, C)
+        _, match = linear_sum_assignment(np.linalg.norm(mu[:, None, :] - est_mu[None, :, :], axis=2))
+        sum_pi += est_pi[match]
+        sum_mu += est_mu[match]
+        sum_sigma += est_sigma[match]
+    spread = np.mean(spreads, axis=0)                              # (d,): the data's spread per dimension
+    assert np.abs(sum_pi / n_datasets - pi).max() <= tol
+    assert (np.abs(sum_mu / n_datasets - mu) / spread).max() <= tol
+    assert (np.abs(sum_sigma / n_datasets - sigma) / np.outer(spread, spread)).max() <= tol
+
+
+def E_step_diag(X, pi, mu, var):
+    prec = 1.0 / var
+    quad = (X ** 2) @ prec.T - 2.0 * X @ (mu * prec).T + np.sum(mu ** 2 * prec, axis=1)
+    log_joint = np.log(pi) - 0.5 * np.sum(np.log(2 * np.pi * var), axis=1) - 0.5 * quad
+    return log_joint - logsumexp(log_joint, axis=1)[:, None]
+
+
+def M_step_diag(X, gamma):
+    Nc = gamma.sum(axis=0)
+    pi = Nc / X.shape[0]
+    mu = gamma.T @ X / Nc[:, None]
+    var = np.einsum("nc,cnd->cd", gamma, (X[None, :, :] - mu[:, None, :]) ** 2) / Nc[:, None]
+    return pi, mu, var
