@@ -42,8 +42,10 @@ demo: build
 	@echo "gradebook and per-student HTML reports: build/demo-gradebook/index.html"
 	@echo "class report: build/demo-gradebook/class.html   similarity: build/demo-gradebook/similarity.html"
 
+# Two pytest workers (one per core), a test file per worker: a corpus module grades its files up
+# front in its own worker processes, which must not run twice.
 test: setup browser
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 # Headless Chromium + chromedriver for tests/test_browser.py (apt-get when missing and possible;
 # without them the browser tests skip and say why).
@@ -51,7 +53,7 @@ browser:
 	.ci/install-chromium
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not browser and not nbgrader"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not browser and not nbgrader"
 
 bench: setup
 	$(BIN)/python benchmarks/bench_gmm.py

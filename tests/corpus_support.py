@@ -15,6 +15,7 @@ filters) and each test waits for its own file's result: see :func:`grade_all`.
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import re
@@ -83,20 +84,162 @@ def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = Fals
     """Generator for a module-scoped fixture: {path: Future of grade_file(path)} for the files the
     selected tests of ``request.module`` take as their ``path`` parameter.
 
+    Correct submissions are graded in full. A mutant is graded in full only where it differs from
+    the correct submission it was made from (see :func:`delta`): the tasks whose code it changed
+    are graded in it, and every other task's results are its base's (the same code, the same seeds:
+    the same results), so the suite pays for the broken function, not for all of them again.
+
     ``strict``: RuntimeWarnings raised in the grader's code are errors (see :func:`_strict`).
-    ``student``: the values are pairs (Future of grade_file, Future of :func:`student_side`)."""
+    ``student``: the values are pairs (Future of the grading, Future of :func:`student_side`)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # inherited by the workers
     wanted = []
     for item in request.session.items:
         if item.module is request.module and hasattr(item, "callspec") and "path" in item.callspec.params:
-            wanted.append(item.callspec.params["path"])
-    grade = grade_strictly if strict else grade_file
+            wanted.append(Path(item.callspec.params["path"]))
+    from autograder.assignments import get_assignment
+    tasks = [t.name for t in get_assignment(assignment_id).tasks]
+    plans = {path: delta(path, tasks) if path.parent.name == "mutants" else None for path in dict.fromkeys(wanted)}
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        full = {}
+
+        def graded_in_full(path: Path):
+            if path not in full:
+                full[path] = pool.submit(_grade, str(path), assignment_id, None, strict)
+            return full[path]
+
+        # Changed tasks of mutants first: they are the short jobs, and their bases are needed anyway.
+        partial = {}
+        for path, plan in plans.items():
+            if plan is not None:
+                base, changed = plan
+                partial[path] = _Merged(graded_in_full(base),
+                                        pool.submit(_grade, str(path), assignment_id, tuple(changed), strict), changed)
         futures = {}
-        for path in dict.fromkeys(wanted):
-            graded = pool.submit(grade, str(path), assignment_id)
+        for path, plan in plans.items():
+            graded = partial[path] if plan is not None else graded_in_full(path)
             futures[path] = (graded, pool.submit(student_side, str(path), assignment_id)) if student else graded
         yield futures
+
+
+def _grade(path: str, assignment_id: str, only, strict: bool):
+    def run():
+        return grade_file(path, assignment_id, only=only)
+    return _strict(run) if strict else run()
+
+
+class _Merged:
+    """The result of a mutant graded on its changed tasks, its other tasks' results from its base."""
+
+    def __init__(self, base, part, changed) -> None:
+        self.base, self.part, self.changed = base, part, set(changed)
+
+    def result(self):
+        base, part = self.base.result(), self.part.result()
+        if part.error is not None:
+            return part
+        own = part.by_function()
+        tests = []
+        for function, results in base.by_function().items():
+            tests.extend(own.get(function, []) if function in self.changed else results)
+        part.tests = tests
+        return part
+
+
+# Code the static reading below cannot follow: such a mutant is graded in full.
+_UNFOLLOWABLE = re.compile(r"\b(eval|exec|compile|globals|locals|vars|getattr|setattr|delattr|__dict__|__globals__"
+                           r"|importlib|__import__|sys\.modules|inspect)\b")
+
+
+def delta(path: Path, tasks: list[str]):
+    """(base submission, tasks whose code the mutant changed), or None to grade it in full.
+
+    The base is the correct file named on a ``# (mutant of correct/NAME)`` line. A task's code is
+    every top-level definition it reaches by name or attribute (helpers, aliases, classes and
+    their members, imports), transitively; a task is changed when any of that differs from the
+    base, in the mutant's or the base's reading. Anything else that differs (statements that
+    define nothing, code the reading cannot follow) grades the mutant in full."""
+    mine = _definitions(path)
+    if mine is None:
+        return None
+    found = re.search(r"^# \(mutant of correct/([^)]+)\)", path.read_text(), re.M)
+    if found:
+        base = path.parent.parent / "correct" / found.group(1)
+    else:   # the correct file it differs least from
+        base = min(corpus_files(path.parent.parent)[0], key=lambda p: _distance(mine, _definitions(p)))
+    theirs = _definitions(base) if base.exists() else None
+    if theirs is None:
+        return None
+    names = set(mine) | set(theirs)
+    different = {n for n in names if [d for d, _ in mine.get(n, [])] != [d for d, _ in theirs.get(n, [])]}
+    if "" in different:
+        return None
+    changed = [t for t in tasks if (_reach(t, mine) | _reach(t, theirs)) & different]
+    function, _ = header(path)
+    if function not in changed:
+        return None      # the reading missed the bug: grade everything
+    return base, changed
+
+
+def _distance(mine: dict, theirs: dict | None) -> int:
+    if theirs is None:
+        return 1 << 30
+    return sum([d for d, _ in mine.get(n, [])] != [d for d, _ in theirs.get(n, [])] for n in set(mine) | set(theirs))
+
+
+@functools.lru_cache(maxsize=None)
+def _definitions(path: Path):
+    """{name: [(AST dump, AST) of each kept statement binding it, in order]}; key "" for statements
+    that bind nothing. None when the submission cannot be read or has code the reading cannot follow."""
+    import ast
+    submission = load_submission(path)
+    if submission.error is not None:
+        return None
+    found: dict[str, list] = {}
+    for statement in submission.statements:
+        if _UNFOLLOWABLE.search(statement.source):
+            return None
+        tree = ast.parse(statement.source)
+        for name in statement.defines or ("",):
+            found.setdefault(name, []).append((ast.dump(tree), tree))
+    return found
+
+
+def _reach(task: str, definitions: dict) -> set[str]:
+    """The top-level names ``task``'s code reaches (itself included)."""
+    import ast
+    members: dict[str, set[str]] = {}      # attribute name -> classes defining it
+    trees = {name: [tree for _, tree in entries] for name, entries in definitions.items()}
+    for name, nodes in trees.items():
+        for tree in nodes:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ClassDef):
+                    for item in ast.walk(node):
+                        for member in _bound_names(item):
+                            members.setdefault(member, set()).add(name)
+    seen, todo = set(), [task]
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in definitions:
+            continue
+        seen.add(name)
+        for tree in trees[name]:
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Name):
+                    todo.append(node.id)
+                elif isinstance(node, ast.Attribute):
+                    todo.append(node.attr)
+                    todo.extend(members.get(node.attr, ()))
+    return seen
+
+
+def _bound_names(node) -> list[str]:
+    import ast
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+        return [n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+    return []
 
 
 def failures(result, functions=None) -> str:
