@@ -81,6 +81,20 @@ def test_codec_never_unpickles_and_rejects_garbage():
             decode(junk)
 
 
+def test_codec_refuses_empty_arrays_with_impossible_dimensions():
+    """A forged empty array whose other dimensions numpy refuses ([0, 2**62]) is a malformed
+    message (CodecError: the call is a crash), never a ValueError out of the grader's own code
+    (which a check reports as an internal error of the grader)."""
+    import struct
+    for shape in ([0, 2**62], [0, 10**30], [0, 2**40, 2**40]):
+        header = json.dumps({"$a": 0, "dtype": "<f8", "shape": shape, "scalar": False}).encode()
+        data = struct.pack("<II", len(header), 1) + header
+        data += bytes(-len(data) % 8) + struct.pack("<Q", 0)
+        data += bytes(-len(data) % 64)
+        with pytest.raises(CodecError):
+            decode(data)
+
+
 def test_a_normal_call_and_its_printed_output():
     sub = submission_from_cells(["def f(x):\n    print('hi')\n    return x * 2"])
     with Sandbox(sub) as sandbox:
