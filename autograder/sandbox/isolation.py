@@ -150,6 +150,36 @@ def drop_privileges(report: Report) -> None:
     (report.held if nnp_ok else report.missing).append("no_new_privs")
 
 
+SECBIT_NO_SETUID_FIXUP = 1 << 2
+FALLBACK_UID_BASE = 2_000_000_000   # + the sandbox's session id: an identity no one else has
+
+
+def become_nobody_of_its_own(uid: int, report: Report) -> None:
+    """Fallback as root (no user namespace to be root in): run the call as ``uid``, an identity of
+    this sandbox's own, keeping only the file access of root (fsuid/fsgid 0: the installation may
+    sit under /root, and the fallback reads files as the grader's user anyway).
+
+    Without it a capability-less uid 0 still passes every check made by uid rather than by
+    capability: it writes host sysctls (/proc/sys/kernel/hostname, pid_max...), signals and
+    re-limits (prlimit, setpriority) every root process (the grader, other sandboxes), and no
+    RLIMIT_NPROC binds it. Call before ``drop_privileges`` (it needs CAP_SETUID/SETGID/SETPCAP)."""
+    lib = libc()
+    try:
+        prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP)   # (keep the capabilities until dropped)
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        lib.setfsuid(0)
+        lib.setfsgid(0)
+    except OSError as exc:
+        report.missing.append(f"an unprivileged identity for the call ({exc.strerror})")
+        return
+    if os.getresuid() == (uid, uid, uid) and lib.setfsuid(-1) == 0:
+        report.held.append("calls run as an unprivileged identity of their own (files read as root)")
+    else:
+        report.missing.append("an unprivileged identity for the call")
+
+
 def effective_capabilities() -> int:
     try:
         with open("/proc/self/status") as f:
