@@ -381,6 +381,32 @@ def test_a_hostile_child_cannot_stall_or_flood_the_grader(name, args, status):
         assert outcome.error_type == "ValueTooLarge" and "MB" in outcome.message
 
 
+def test_a_forged_probe_answer_is_bounded():
+    """The probe's answer (functions, load problems, the isolation report) comes from a process
+    that ran the submission's code: a class body that answers the probe itself with 12 MB of
+    'problems' and isolation items must not put them into the grader's notes, logs and records."""
+    forge = FORGER + r'''
+import sys
+
+class _Answer:
+    # (runs while the definitions load, in the probe as in every call)
+    _write(_frame({"kind": "loaded", "functions": ["f"] + ["x" * 150] * 30000,
+                   "problems": [[1, 1, "p" * 1000]] * 2000 + [[True, "a", "b"]]}))
+    _write(_frame({"kind": "report", "isolation": {"held": ["h" * 10**6] * 5, "missing": ["m%d" % i for i in range(10**4)]}}))
+    os._exit(0)
+
+def f():
+    return 1
+'''
+    with Sandbox(submission_from_cells([forge])) as box:
+        box.start()
+        assert box.load_failure is None
+        assert len(box.functions) <= 10_000 and "f" in box.functions
+        assert len(box.load_problems) <= 50 and all(len(p[2]) <= 500 for p in box.load_problems)
+        for key in ("held", "missing"):
+            assert len(box.isolation[key]) <= 50 and all(len(item) <= 500 for item in box.isolation[key])
+
+
 def test_a_value_over_the_cap_tells_the_student_its_size():
     with Sandbox(submission_from_cells([FORGER]), Limits(memory_mb=3072)) as sandbox:
         outcome = sandbox.call("returns", (1024,), timeout=30)

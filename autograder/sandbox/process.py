@@ -39,6 +39,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 _CONTROL_SECONDS = 10.0   # a zygote answers at once; this much means it is gone
 _log = logging.getLogger("autograder.sandbox")
 _logged_missing: set = set()
+_MAX_NAMES = 10_000      # functions a probe may list
+_MAX_PROBLEMS = 50       # load problems (and isolation items) a probe may report
+_MAX_TEXT = 500          # characters of each
 
 
 class AbortCall(BaseException):
@@ -145,9 +148,13 @@ class Sandbox:
         loaded, answer, _ = probe.value
         report = answer.get("isolation") if isinstance(answer, dict) else None
         self.load_failure = None
-        self.functions = {f for f in loaded.get("functions", []) if isinstance(f, str)}
+        # (all of it comes from a process that ran the submission's code: bounded, whatever it sent)
+        self.functions = {f for f in _as_list(loaded.get("functions"))[:_MAX_NAMES]
+                          if isinstance(f, str) and len(f) <= 200}
         if not self.load_problems:
-            self.load_problems = [p for p in loaded.get("problems", []) if isinstance(p, list) and len(p) == 3]
+            self.load_problems = [[p[0], p[1], str(p[2])[:_MAX_TEXT]] for p in _as_list(loaded.get("problems"))
+                                  [:_MAX_PROBLEMS] if isinstance(p, list) and len(p) == 3
+                                  and all(isinstance(n, int) and not isinstance(n, bool) for n in p[:2])]
         if isinstance(report, dict):
             self._merge_isolation(report)
         self.isolation["seconds"] = round(time.monotonic() - started, 4)
@@ -429,12 +436,15 @@ class Sandbox:
         }
 
     def _merge_isolation(self, report: dict) -> None:
+        """Add a report's items (the probe's comes from a process that ran the submission's code:
+        at most ``_MAX_PROBLEMS`` items of ``_MAX_TEXT`` characters are kept)."""
         if self.isolation is None:
             self.isolation = {"held": [], "missing": []}
         for key in ("held", "missing"):
-            for item in report.get(key, []) if isinstance(report, dict) else []:
-                if isinstance(item, str) and item not in self.isolation[key]:
-                    self.isolation[key].append(item)
+            for item in _as_list(report.get(key)) if isinstance(report, dict) else []:
+                if isinstance(item, str) and item not in self.isolation[key] \
+                        and len(self.isolation[key]) < _MAX_PROBLEMS:
+                    self.isolation[key].append(item[:_MAX_TEXT])
 
     def _stop(self) -> None:
         self._unanswered = []
@@ -461,6 +471,10 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             return ""
         return exit_reason(code if code >= 0 else -code, signalled=code < 0)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def exit_reason(status: int, signalled: bool | None = None) -> str:
