@@ -407,6 +407,30 @@ def f():
             assert len(box.isolation[key]) <= 50 and all(len(item) <= 500 for item in box.isolation[key])
 
 
+def test_forged_outcome_texts_are_cut_to_what_feedback_shows():
+    """A call can write its own error or result message: 3 MB 'frames' became a 6 MB feedback
+    message in every check (the record, the store, the HTML report); now every text is cut."""
+    forge = FORGER + r'''
+def error_with_huge_frames():
+    _write(_frame({"kind": "error", "type": "E" * 10**5, "message": "m", "output": "",
+                   "frames": [["<cell 1>", 1, "f" * 3 * 2**20, "t" * 3 * 2**20]] * 1 + [["<cell 1>", "x", "g", "h"]] * 50}))
+    os._exit(0)
+
+def result_with_huge_names():
+    _write(_frame({"kind": "result", "value": 1, "output": "",
+                   "mutated": ["X" * 2**20] * 3 + ["y"] * 20, "warnings": ["w" * 2**20] * 3 + ["z"] * 20}))
+    os._exit(0)
+'''
+    with Sandbox(submission_from_cells([forge])) as box:
+        error = box.call("error_with_huge_frames")
+        assert error.status == "error" and len(error.error_type) <= 200
+        assert len(error.frames) <= 6 and all(len(str(x)) <= 300 for frame in error.frames for x in frame)
+        result = box.call("result_with_huge_names")
+        assert result.status == "ok" and result.value == 1
+        assert len(result.mutated) <= 10 and all(len(m) <= 200 for m in result.mutated)
+        assert len(result.warnings) <= 5 and all(len(w) <= 500 for w in result.warnings)
+
+
 def test_a_value_over_the_cap_tells_the_student_its_size():
     with Sandbox(submission_from_cells([FORGER]), Limits(memory_mb=3072)) as sandbox:
         outcome = sandbox.call("returns", (1024,), timeout=30)

@@ -361,16 +361,20 @@ class Sandbox:
 
     @staticmethod
     def _outcome(message: dict, seconds: float) -> CallOutcome:
+        """The outcome a call's last message describes. Every text in it is the submission's to
+        choose (its code can write the message itself): each is cut to what feedback shows."""
         kind = message.get("kind")
-        text = lambda key: str(message.get(key, ""))[:20000]  # noqa: E731
+        text = lambda key, cap=20000: str(message.get(key, ""))[:cap]  # noqa: E731
         if kind == "result":
             return CallOutcome("ok", value=message.get("value"), output=text("output"),
-                               mutated=[str(m) for m in message.get("mutated", [])][:10],
-                               warnings=[str(w) for w in message.get("warnings", [])][:5], seconds=seconds)
+                               mutated=[str(m)[:200] for m in _as_list(message.get("mutated"))[:10]],
+                               warnings=[str(w)[:500] for w in _as_list(message.get("warnings"))[:5]],
+                               seconds=seconds)
         if message.get("type") == "MissingFunction":
             return CallOutcome("missing", message=text("message"), seconds=seconds)
-        frames = [f for f in message.get("frames", []) if isinstance(f, list) and len(f) == 4]
-        return CallOutcome("error", error_type=text("type"), message=text("message"), frames=frames,
+        frames = [[str(f[0])[:200], f[1] if isinstance(f[1], int) else 0, str(f[2])[:200], str(f[3])[:300]]
+                  for f in _as_list(message.get("frames"))[-6:] if isinstance(f, list) and len(f) == 4]
+        return CallOutcome("error", error_type=text("type", 200), message=text("message"), frames=frames,
                            output=text("output"), seconds=seconds)
 
     # ----------------------------------------------------------------------------- starting
