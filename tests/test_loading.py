@@ -111,3 +111,15 @@ def test_a_huge_submission_is_refused_before_it_is_read(tmp_path):
     assert job.data is None and "limited to 50 MiB" in job.unreadable
     assert "limited to 50 MiB" in load_submission(path).error
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024   # KiB: nothing read
+
+
+def test_a_cell_too_deep_to_read_costs_that_cell_only():
+    """`x = 1+1+...+1` (2000 terms) parses but is too deep for the grader's own walk of it
+    (RecursionError): it used to make the whole submission an internal error of the grader, 0 / 0."""
+    from autograder.loading import submission_from_cells
+    deep = "x = " + "+".join(["1"] * 2000)
+    deeper = "y = " + "+".join(["1"] * 300000)   # (too deep for ast.parse itself)
+    sub = submission_from_cells(["import numpy as np", deep, deeper, "def f():\n    return 1\n"])
+    assert [s.defines for s in sub.statements] == [("np",), ("f",)]
+    assert sorted(p.cell for p in sub.problems) == [2, 3]
+    assert all("nested too deeply" in p.message for p in sub.problems)
