@@ -215,7 +215,7 @@ class Sandbox:
         if name not in self._sources:
             done = self._job({"kind": "source", "fn": name}, 10.0, None)
             text = done.value[1].get("source") if done.status == "ok" and isinstance(done.value[1], dict) else None
-            self._sources[name] = text if isinstance(text, str) else None
+            self._sources[name] = text[:200_000] if isinstance(text, str) else None   # (the worker's cap)
         return self._sources[name]
 
     # ----------------------------------------------------------------------------- one job
