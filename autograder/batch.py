@@ -158,19 +158,20 @@ def fingerprint(assignment_id: str) -> str:
 
 def make_jobs(entries: list[Entry], assignment_id: str, *, only=None, figures: bool = False,
               hidden=(), limits: dict | None = None) -> list[Job]:
+    from .loading.reading import UnreadableSubmission, read_submission_bytes
     grader = fingerprint(assignment_id)
     options = json.dumps({"only": sorted(only) if only else None, "figures": bool(figures),
                           "limits": limits or {}}, sort_keys=True)
     jobs = []
     for entry in entries:
         data, unreadable = None, None
-        try:
-            if entry.path.is_file():
-                data = entry.path.read_bytes()
+        try:   # (never a symbolic link, never more than the size cap: see read_submission_bytes)
+            if entry.path.is_file() or entry.path.is_symlink():
+                data = read_submission_bytes(entry.path)
             else:
                 unreadable = "this is not a regular file" if entry.path.exists() else "no such file"
-        except OSError as exc:
-            unreadable = f"cannot open the file: {exc.strerror or exc}"
+        except UnreadableSubmission as exc:
+            unreadable = str(exc)
         content = hashlib.sha256(data if data is not None else f"unreadable:{entry.path}".encode()).hexdigest()
         key = hashlib.sha256(f"{content}\n{assignment_id}\n{entry.path.suffix}\n{options}\n{grader}".encode()
                              ).hexdigest()[:40]

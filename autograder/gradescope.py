@@ -185,8 +185,13 @@ def run(assignment_id: str, root: Path) -> dict:
             result.tests = [_failed(c, result.error) for c in get_assignment(assignment_id).checks]
         else:
             hidden = (str(root / "source"), str(root / "results"), str(root / "submission"))
-            record = grade_one(Request(assignment_id, path.name, data=path.read_bytes(), suffix=path.suffix,
-                                       hidden=hidden))
+            from .loading.reading import UnreadableSubmission, read_submission_bytes
+            try:   # (never a symbolic link: a repository can carry one to /autograder/source)
+                data, unreadable = read_submission_bytes(path), None
+            except UnreadableSubmission as exc:
+                data, unreadable = None, str(exc)
+            record = grade_one(Request(assignment_id, path.name, data=data, suffix=path.suffix,
+                                       unreadable=unreadable, hidden=hidden))
             result = SubmissionResult.from_dict(dict(record["result"], submission=path.name))
         payload = results_json(result, seconds=time.monotonic() - started,
                                output=f"Graded {path.name}." if path is not None else "")

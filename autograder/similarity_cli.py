@@ -65,11 +65,12 @@ def main(args) -> int:
     if not entries:
         print("error: no submissions found in " + " ".join(args.paths), file=sys.stderr)
         return 2
+    from .loading.reading import UnreadableSubmission, read_submission_bytes
     files = []
     for entry in entries:
-        try:
-            files.append((entry.student, entry.path.read_bytes(), entry.path.suffix))
-        except OSError:
+        try:   # (never a symbolic link, never more than the size cap)
+            files.append((entry.student, read_submission_bytes(entry.path), entry.path.suffix))
+        except UnreadableSubmission:
             files.append((entry.student, None, entry.path.suffix))
     folder = Path(args.gradebook)
     links = {}

@@ -95,3 +95,19 @@ def test_not_implemented_is_explained():
     ns = {"double": lambda x: (_ for _ in ()).throw(NotImplementedError()), "triple": lambda x: 3 * x}
     result = run_checks(_toy_assignment(), InProcessExecutor(ns), only=["double"])
     assert "not implemented yet" in result.tests[0].feedback
+
+
+def test_reports_never_pass_terminal_control_characters_through():
+    """A student's error message, printed output or file name is printed to the instructor's
+    terminal: escape sequences (clear the screen, then a forged score table; OSC 52 writes the
+    clipboard) and bidirectional overrides are shown as escapes, in text and CSV reports."""
+    from autograder.engine.results import CheckResult, SubmissionResult
+    from autograder.reporting import gradebook, text
+    hostile = "\x1b[2J\x1b[H\x1b]52;c;ZWNobyBwd25lZA==\x07all good: 69 / 69\r\u202e"
+    result = SubmissionResult(f"alice{hostile}.py", "gmm", notes=[f"code cell 1: {hostile}"], tests=[
+        CheckResult("E_step", "visible fixture", False, 0.0, 1.0, feedback=f"E_step raised ValueError: {hostile}",
+                    status="failed")], error=None)
+    for report in (text.render_text(result), text.render_table([result]), gradebook.to_csv([result])):
+        assert not any(ch in report for ch in "\x1b\x07\r\u202e"), report
+        assert "\\x1b[2J" in report
+    assert "\n" in text.render_text(result) and "\t" in text.printable("a\tb")

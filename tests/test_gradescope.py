@@ -103,3 +103,16 @@ def test_run_autograder_explains_an_empty_submission(tmp_path):
     results = _run(root)
     assert results["score"] == 0 and "gmm.ipynb" in results["output"]
     assert all(t["score"] == 0 for t in results["tests"])
+
+
+def test_run_autograder_refuses_a_submission_that_is_a_symbolic_link(tmp_path):
+    """A repository submitted through GitHub keeps its symlinks: gmm.py -> the zip's reference
+    module would otherwise be graded as the student's work (full marks)."""
+    root = tmp_path / "autograder"
+    _install(_zip("gmm", tmp_path), root)
+    [reference] = [p for p in (root / "source").rglob("__init__.py") if p.parent.name == "gmm"
+                   and "solutions" in p.parts]
+    (root / "submission" / "gmm.py").symlink_to(reference)
+    results = _run(root)
+    assert results["score"] == 0 and all(t["score"] == 0 for t in results["tests"]), results["output"]
+    assert "symbolic link" in json.dumps(results)

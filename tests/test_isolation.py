@@ -101,6 +101,33 @@ def nproc():
     import resource
     return resource.getrlimit(resource.RLIMIT_NPROC)
 
+def host_powers():
+    """What a capability-less uid 0 could still do to the host (every probe harmless: files are
+    opened for writing and closed unwritten, signal 0 is sent)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    found = {"uid": os.getuid()}
+    for path in ("/proc/sys/kernel/hostname", "/proc/sys/kernel/pid_max", "/proc/sys/vm/drop_caches"):
+        try:
+            os.close(os.open(path, os.O_WRONLY))
+            found[path] = "writable"
+        except OSError as exc:
+            found[path] = errno.errorcode.get(exc.errno, str(exc.errno))
+    for name, pid in (("signal the parent", os.getppid()), ("signal pid 1", 1)):
+        found[name] = "allowed" if libc.kill(pid, 0) == 0 else errno.errorcode.get(ctypes.get_errno())
+    return found
+
+def sleep_daemon(marker):
+    """A double-forked daemon that is not Python (/bin/sleep: readable by every identity)."""
+    import shutil
+    if os.fork() == 0:
+        os.setsid()
+        if os.fork() == 0:
+            os.execv(shutil.which("sleep"), ["sleep", "600", marker])
+        os._exit(0)
+    os.wait()
+    return "started"
+
 def errno_of(fn, *args):
     try:
         fn(*args)
@@ -353,6 +380,40 @@ def test_a_fork_bomb_is_contained(namespaces):
         assert outcome.status in ("error", "crash", "timeout")
         assert sandbox.call("double", (5,)).value == 10
     assert time.monotonic() - started < 25
+
+
+def _cpu_controller_usable() -> bool:
+    """A cpu controller the grader sits at the root of (v1), or in its own cgroup's (v2)."""
+    with open("/proc/self/cgroup") as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(",") and path == "/" and os.access("/sys/fs/cgroup/cpu", os.W_OK):
+            return True
+        if controllers == "" and os.path.isfile("/sys/fs/cgroup/cgroup.controllers"):
+            folder = "/sys/fs/cgroup" + path.rstrip("/")
+            try:
+                with open(folder + "/cgroup.controllers") as f:
+                    return "cpu" in f.read().split() and os.access(folder, os.W_OK)
+            except OSError:
+                return False
+    return False
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups of its own need root")
+def test_the_sandbox_is_one_cpu_share_whatever_it_starts():
+    """60 spinning processes, each in a session (an autogroup) of its own, slowed a neighbour
+    sandbox's 0.13 s call to 3.0 s (x23: a time-out for a longer one). In a cpu cgroup of its own
+    the scheduler weighs a sandbox as one entity, like any other sandbox."""
+    if not _cpu_controller_usable():
+        pytest.skip("no usable cpu controller on this machine")
+    with Sandbox(submission_from_cells([CODE])) as sandbox:
+        assert sandbox.call("double", (2,)).value == 4
+        assert "cpu cgroup" in " ".join(sandbox.isolation["held"]), sandbox.isolation
+        with open(f"/proc/{sandbox._proc.pid}/cgroup") as f:
+            lines = f.read().splitlines()
+        own = [line for line in lines if "autograder-" in line.split(":", 2)[2]]
+        assert any("cpu" in line.split(":")[1].split(",") or line.startswith("0::") for line in own), lines
 
 
 def test_no_network(namespaces):
@@ -655,6 +716,29 @@ def test_the_fallback_without_namespaces_says_what_it_loses(monkeypatch, caplog)
     with Sandbox(submission_from_cells([CODE]), policy=IsolationPolicy(namespaces=False)) as sandbox:
         assert sandbox.call("double", (6,)).value == 12
         assert "namespaces (turned off)" in sandbox.isolation["missing"]
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the grader runs as root")
+def test_the_fallback_as_root_runs_calls_as_an_identity_of_their_own(monkeypatch):
+    """Without namespaces a capability-less uid 0 could still write the host's sysctls, signal
+    (and prlimit) every root process, the grader and other sandboxes included, and no
+    RLIMIT_NPROC binds uid 0: calls run as a uid of their sandbox's own (files still as root)."""
+    monkeypatch.setenv("AUTOGRADER_SANDBOX", "plain")
+    uids = []
+    for _ in range(2):
+        with Sandbox(submission_from_cells([CODE])) as sandbox:
+            powers = sandbox.call("host_powers").value
+            assert powers is not None, sandbox.call("host_powers")
+            uids.append(powers.pop("uid"))
+            assert set(powers.values()) <= {"EACCES", "EPERM"}, powers
+            assert sandbox.call("nproc").value == (64, 64)
+            assert "unprivileged identity" in " ".join(sandbox.isolation["held"])
+            assert "kernel log" in " ".join(sandbox.isolation["missing"])
+            marker = "4244.25"
+            assert sandbox.call("sleep_daemon", (marker,)).value == "started"
+            _wait_for(lambda: not _sleepers(marker))   # the subreaper still kills what it leaves
+            assert sandbox.call("double", (5,)).value == 10
+    assert uids[0] != uids[1] and min(uids) > 0   # (one sandbox cannot signal another's calls)
 
 
 def test_the_fallback_is_logged_once(monkeypatch, caplog):

@@ -81,3 +81,45 @@ def test_unreadable_notebooks_give_a_clear_error(tmp_path, content, message):
 
 def test_missing_file(tmp_path):
     assert "cannot open" in load_submission(tmp_path / "nope.ipynb").error
+
+
+def test_a_symlinked_submission_is_refused_not_followed(tmp_path):
+    """A submission that arrives as a symbolic link (an unpacked archive or a git repository can
+    carry one) must not make the grader read what it points at: the reference solutions, say."""
+    from autograder.batch import discover, make_jobs
+    secret = tmp_path / "instructor" / "solutions.py"
+    secret.parent.mkdir()
+    secret.write_text("def E_step(X, pi, mu, sigma):\n    return 'the reference'\n")
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "alice.py").symlink_to(secret)
+    sub = load_submission(folder / "alice.py")
+    assert "symbolic link" in sub.error and not sub.statements
+    [job] = make_jobs(discover([folder], "gmm"), "gmm")
+    assert job.data is None and "symbolic link" in job.unreadable
+
+
+def test_a_huge_submission_is_refused_before_it_is_read(tmp_path):
+    """The batch reads every submission up front: a (sparse) file of a GB must cost nothing."""
+    import resource
+    from autograder.batch import Entry, make_jobs
+    path = tmp_path / "huge.ipynb"
+    with open(path, "wb") as f:
+        f.truncate(2**30)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    [job] = make_jobs([Entry(path, "huge")], "gmm")
+    assert job.data is None and "limited to 50 MiB" in job.unreadable
+    assert "limited to 50 MiB" in load_submission(path).error
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 * 1024   # KiB: nothing read
+
+
+def test_a_cell_too_deep_to_read_costs_that_cell_only():
+    """`x = 1+1+...+1` (2000 terms) parses but is too deep for the grader's own walk of it
+    (RecursionError): it used to make the whole submission an internal error of the grader, 0 / 0."""
+    from autograder.loading import submission_from_cells
+    deep = "x = " + "+".join(["1"] * 2000)
+    deeper = "y = " + "+".join(["1"] * 300000)   # (too deep for ast.parse itself)
+    sub = submission_from_cells(["import numpy as np", deep, deeper, "def f():\n    return 1\n"])
+    assert [s.defines for s in sub.statements] == [("np",), ("f",)]
+    assert sorted(p.cell for p in sub.problems) == [2, 3]
+    assert all("nested too deeply" in p.message for p in sub.problems)

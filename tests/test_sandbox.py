@@ -81,6 +81,20 @@ def test_codec_never_unpickles_and_rejects_garbage():
             decode(junk)
 
 
+def test_codec_refuses_empty_arrays_with_impossible_dimensions():
+    """A forged empty array whose other dimensions numpy refuses ([0, 2**62]) is a malformed
+    message (CodecError: the call is a crash), never a ValueError out of the grader's own code
+    (which a check reports as an internal error of the grader)."""
+    import struct
+    for shape in ([0, 2**62], [0, 10**30], [0, 2**40, 2**40]):
+        header = json.dumps({"$a": 0, "dtype": "<f8", "shape": shape, "scalar": False}).encode()
+        data = struct.pack("<II", len(header), 1) + header
+        data += bytes(-len(data) % 8) + struct.pack("<Q", 0)
+        data += bytes(-len(data) % 64)
+        with pytest.raises(CodecError):
+            decode(data)
+
+
 def test_a_normal_call_and_its_printed_output():
     sub = submission_from_cells(["def f(x):\n    print('hi')\n    return x * 2"])
     with Sandbox(sub) as sandbox:
@@ -365,6 +379,56 @@ def test_a_hostile_child_cannot_stall_or_flood_the_grader(name, args, status):
         assert sandbox.call("returns", (0.001,)).ok   # the next call is fine
     if status == "error":
         assert outcome.error_type == "ValueTooLarge" and "MB" in outcome.message
+
+
+def test_a_forged_probe_answer_is_bounded():
+    """The probe's answer (functions, load problems, the isolation report) comes from a process
+    that ran the submission's code: a class body that answers the probe itself with 12 MB of
+    'problems' and isolation items must not put them into the grader's notes, logs and records."""
+    forge = FORGER + r'''
+import sys
+
+class _Answer:
+    # (runs while the definitions load, in the probe as in every call)
+    _write(_frame({"kind": "loaded", "functions": ["f"] + ["x" * 150] * 30000,
+                   "problems": [[1, 1, "p" * 1000]] * 2000 + [[True, "a", "b"]]}))
+    _write(_frame({"kind": "report", "isolation": {"held": ["h" * 10**6] * 5, "missing": ["m%d" % i for i in range(10**4)]}}))
+    os._exit(0)
+
+def f():
+    return 1
+'''
+    with Sandbox(submission_from_cells([forge])) as box:
+        box.start()
+        assert box.load_failure is None
+        assert len(box.functions) <= 10_000 and "f" in box.functions
+        assert len(box.load_problems) <= 50 and all(len(p[2]) <= 500 for p in box.load_problems)
+        for key in ("held", "missing"):
+            assert len(box.isolation[key]) <= 50 and all(len(item) <= 500 for item in box.isolation[key])
+
+
+def test_forged_outcome_texts_are_cut_to_what_feedback_shows():
+    """A call can write its own error or result message: 3 MB 'frames' became a 6 MB feedback
+    message in every check (the record, the store, the HTML report); now every text is cut."""
+    forge = FORGER + r'''
+def error_with_huge_frames():
+    _write(_frame({"kind": "error", "type": "E" * 10**5, "message": "m", "output": "",
+                   "frames": [["<cell 1>", 1, "f" * 3 * 2**20, "t" * 3 * 2**20]] * 1 + [["<cell 1>", "x", "g", "h"]] * 50}))
+    os._exit(0)
+
+def result_with_huge_names():
+    _write(_frame({"kind": "result", "value": 1, "output": "",
+                   "mutated": ["X" * 2**20] * 3 + ["y"] * 20, "warnings": ["w" * 2**20] * 3 + ["z"] * 20}))
+    os._exit(0)
+'''
+    with Sandbox(submission_from_cells([forge])) as box:
+        error = box.call("error_with_huge_frames")
+        assert error.status == "error" and len(error.error_type) <= 200
+        assert len(error.frames) <= 6 and all(len(str(x)) <= 300 for frame in error.frames for x in frame)
+        result = box.call("result_with_huge_names")
+        assert result.status == "ok" and result.value == 1
+        assert len(result.mutated) <= 10 and all(len(m) <= 200 for m in result.mutated)
+        assert len(result.warnings) <= 5 and all(len(w) <= 500 for w in result.warnings)
 
 
 def test_a_value_over_the_cap_tells_the_student_its_size():

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 
 
@@ -26,23 +28,51 @@ def read_code_cells(path: Path) -> list[str]:
         UTF-8, not JSON, or not shaped like a notebook.
     """
     path = Path(path)
+    return code_cells_from_bytes(read_submission_bytes(path), path.suffix)
+
+
+def read_submission_bytes(path: Path) -> bytes:
+    """The content of a submission file, read by the grader (outside any sandbox).
+
+    A symbolic link is refused, not followed: a submission that arrives as a link (an archive or
+    a git repository can carry one) would otherwise make the grader read whatever it points at,
+    e.g. the reference solutions, and grade that as the student's work. The size is checked
+    before anything is read, so a huge (or sparse) file costs the reader nothing.
+
+    Raises
+    ------
+    UnreadableSubmission
+        With a message a student understands.
+    """
     try:
-        size = path.stat().st_size
+        info = os.lstat(path)
+        if stat.S_ISLNK(info.st_mode):
+            raise UnreadableSubmission("the file is a symbolic link: submit the file itself, not a link to it")
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableSubmission("this is not a regular file")
+        _check_size(info.st_size)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise UnreadableSubmission(f"cannot open the file: {exc.strerror or exc}") from None
-    if not path.is_file():
-        raise UnreadableSubmission("this is not a regular file")
+    with os.fdopen(fd, "rb") as f:   # (the file opened is the one checked: never a link, at most the cap)
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnreadableSubmission("this is not a regular file")
+        _check_size(info.st_size)
+        data = f.read(_MAX_BYTES + 1)
+    _check_size(len(data))
+    return data
+
+
+def _check_size(size: int) -> None:
     if size > _MAX_BYTES:
         raise UnreadableSubmission(f"the file is {size / 2**20:.0f} MiB; submissions are limited to "
                                    f"{_MAX_BYTES // 2**20} MiB (did you save outputs with huge images?)")
-    return code_cells_from_bytes(path.read_bytes(), path.suffix)
 
 
 def code_cells_from_bytes(raw: bytes, suffix: str) -> list[str]:
     """``read_code_cells`` for a file's content already in memory (``suffix``: ".ipynb" or ".py")."""
-    if len(raw) > _MAX_BYTES:
-        raise UnreadableSubmission(f"the file is {len(raw) / 2**20:.0f} MiB; submissions are limited to "
-                                   f"{_MAX_BYTES // 2**20} MiB (did you save outputs with huge images?)")
+    _check_size(len(raw))
     if b"\x00" in raw[:8192]:
         raise UnreadableSubmission("this is a binary file, not a notebook or a Python file")
     try:

@@ -96,6 +96,16 @@ def submission_from_cells(cells: list[str], path: str = "<cells>") -> Submission
 
 
 def _add_cell(submission: Submission, number: int, source: str, scope: Scope) -> None:
+    try:
+        _add_parsed_cell(submission, number, source, scope)
+    except (RecursionError, MemoryError):   # (`x = 1+1+...+1` with 2000 terms: too deep to read)
+        submission.statements = [s for s in submission.statements if s.cell != number]
+        submission.cells.pop(number, None)
+        submission.problems.append(Problem(number, 0, "the cell is nested too deeply to be read (a very long "
+                                                      "expression?); it was skipped"))
+
+
+def _add_parsed_cell(submission: Submission, number: int, source: str, scope: Scope) -> None:
     tree = _parse(source)
     if tree is None:
         cleaned = strip_ipython_syntax(source)

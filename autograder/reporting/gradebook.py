@@ -7,6 +7,7 @@ import io
 import json
 
 from ..engine.results import SubmissionResult
+from .text import printable
 
 
 def to_json(results: list[SubmissionResult]) -> str:
@@ -36,7 +37,7 @@ def to_csv(results: list[SubmissionResult], student_of=None) -> str:
         row = ([student_of(r.submission)] if student_of else []) + [r.submission]
         row += [f"{scores[f][0]:g}" if f in scores else "" for f in functions]
         row += [f"{r.score:g}", f"{r.max_score:g}", r.error or ""]
-        writer.writerow(row)
+        writer.writerow([printable(str(cell)) for cell in row])   # (a terminal may show the file)
     return buffer.getvalue()
 
 

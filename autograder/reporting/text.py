@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import re
 import textwrap
 
 from ..engine.results import SubmissionResult
 
 PASS, FAIL, SKIP = "✓", "✗", "·"
+# Control characters (but newline and tab) and bidirectional overrides: a student's error message,
+# printed output or file name must not drive the instructor's terminal (clear the screen and
+# print a forged score table, set the clipboard through OSC 52) or reorder what it shows.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def printable(text: str) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), newlines and tabs kept."""
+    return _UNPRINTABLE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 def _points(x: float) -> str:
@@ -45,7 +55,7 @@ def render_text(result: SubmissionResult, *, functions: list[str] | None = None,
                                                drop_whitespace=False) or [""])
             elif passed_details:
                 lines.append(f"    {PASS} {t.name} ({_points(t.score)})")
-    return "\n".join(lines)
+    return printable("\n".join(lines))
 
 
 def render_table(results: list[SubmissionResult], *, with_feedback: bool = True) -> str:
@@ -72,7 +82,7 @@ def render_table(results: list[SubmissionResult], *, with_feedback: bool = True)
             report = render_text(r)
             if r.error or r.notes or any(not t.passed for t in r.tests):
                 out += ["", f"== {r.submission}: {_points(r.score)} / {_points(r.max_score)}", report]
-    return "\n".join(out)
+    return printable("\n".join(out))
 
 
 def _short_path(path: str, limit: int = 48) -> str:

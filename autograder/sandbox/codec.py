@@ -242,7 +242,10 @@ def _decode_array(tree, buffers):
     if math.prod(shape) * dtype.itemsize != size:
         raise CodecError("array size does not match its buffer")
     if size == 0:
-        arr = np.empty(shape, dtype=dtype.newbyteorder("="))
+        try:   # (an empty array may still name dimensions numpy refuses: [0, 2**62])
+            arr = np.empty(shape, dtype=dtype.newbyteorder("="))
+        except (ValueError, OverflowError, MemoryError):
+            raise CodecError("bad array shape") from None
     else:
         arr = np.frombuffer(view, dtype=dtype, count=size // dtype.itemsize, offset=offset).reshape(shape)
         if not dtype.isnative:

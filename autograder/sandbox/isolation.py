@@ -150,6 +150,36 @@ def drop_privileges(report: Report) -> None:
     (report.held if nnp_ok else report.missing).append("no_new_privs")
 
 
+SECBIT_NO_SETUID_FIXUP = 1 << 2
+FALLBACK_UID_BASE = 2_000_000_000   # + the sandbox's session id: an identity no one else has
+
+
+def become_nobody_of_its_own(uid: int, report: Report) -> None:
+    """Fallback as root (no user namespace to be root in): run the call as ``uid``, an identity of
+    this sandbox's own, keeping only the file access of root (fsuid/fsgid 0: the installation may
+    sit under /root, and the fallback reads files as the grader's user anyway).
+
+    Without it a capability-less uid 0 still passes every check made by uid rather than by
+    capability: it writes host sysctls (/proc/sys/kernel/hostname, pid_max...), signals and
+    re-limits (prlimit, setpriority) every root process (the grader, other sandboxes), and no
+    RLIMIT_NPROC binds it. Call before ``drop_privileges`` (it needs CAP_SETUID/SETGID/SETPCAP)."""
+    lib = libc()
+    try:
+        prctl(PR_SET_SECUREBITS, SECBIT_NO_SETUID_FIXUP)   # (keep the capabilities until dropped)
+        os.setgroups([])
+        os.setresgid(uid, uid, uid)
+        os.setresuid(uid, uid, uid)
+        lib.setfsuid(0)
+        lib.setfsgid(0)
+    except OSError as exc:
+        report.missing.append(f"an unprivileged identity for the call ({exc.strerror})")
+        return
+    if os.getresuid() == (uid, uid, uid) and lib.setfsuid(-1) == 0:
+        report.held.append("calls run as an unprivileged identity of their own (files read as root)")
+    else:
+        report.missing.append("an unprivileged identity for the call")
+
+
 def effective_capabilities() -> int:
     try:
         with open("/proc/self/status") as f:
@@ -170,8 +200,11 @@ def _cgroup_lines() -> tuple[list[str], list[str]]:
     return lines, mounts
 
 
+CONTROLLERS = ("pids", "memory", "cpu")
+
+
 def cgroup_bases() -> dict[str, str]:
-    """Writable cgroup folders of this process, by controller ("pids", "memory"), v1 or v2.
+    """Writable cgroup folders of this process, by controller ("pids", "memory", "cpu"), v1 or v2.
 
     A v1 controller is used only where this process sits at the hierarchy's root (a sandbox must
     not nest cgroups under a cgroup that somebody else manages)."""
@@ -198,11 +231,11 @@ def cgroup_bases() -> dict[str, str]:
                     available = f.read().split()
             except OSError:
                 continue
-            for controller in ("pids", "memory"):
+            for controller in CONTROLLERS:
                 if controller in available and controller not in found and os.access(base, os.W_OK):
                     found[controller] = base
         elif fstype == "cgroup":
-            for controller in ("pids", "memory"):
+            for controller in CONTROLLERS:
                 if controller not in options or controller in found:
                     continue
                 rel = next((ln.split(":", 2)[2] for ln in lines if ln.split(":")[1:2]
@@ -214,10 +247,14 @@ def cgroup_bases() -> dict[str, str]:
 
 def join_cgroups(processes: int, memory_mb: int, report: Report) -> None:
     """Put this process (and so the whole sandbox) in a cgroup of its own: at most ``processes``
-    tasks, at most ``memory_mb`` of memory in total (where a memory controller is usable)."""
+    tasks, at most ``memory_mb`` of memory in total (where a memory controller is usable), and one
+    share of the CPU (where a cpu controller is usable): the scheduler then weighs the sandbox as
+    one, however many processes (or sessions, each an autogroup of its own) its code starts, so
+    64 spinning processes cannot slow a neighbour's calls down past their time limits."""
     bases = cgroup_bases()
     name = f"{CGROUP_PREFIX}{os.getpid()}"
-    settings = {"pids": [("pids.max", str(processes))]}
+    settings = {"pids": [("pids.max", str(processes))],
+                "cpu": [("cpu.weight", "100"), ("cpu.shares", "1024")]}   # (v2, v1: the defaults)
     if memory_mb:
         limit = str(memory_mb * 2**20)
         settings["memory"] = [("memory.max", limit), ("memory.swap.max", "0"),
@@ -249,7 +286,8 @@ def join_cgroups(processes: int, memory_mb: int, report: Report) -> None:
             if controller == "pids":
                 report.missing.append(f"pids cgroup ({exc.strerror})")
             continue
-        what = f"at most {processes} processes" if controller == "pids" else f"at most {memory_mb} MB in total"
+        what = {"pids": f"at most {processes} processes", "memory": f"at most {memory_mb} MB in total",
+                "cpu": "one share of the CPU for all its processes"}[controller]
         report.held.append(f"{controller} cgroup ({what})")
 
 

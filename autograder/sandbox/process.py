@@ -39,6 +39,9 @@ _PACKAGE_DIR = Path(__file__).resolve().parents[1]
 _CONTROL_SECONDS = 10.0   # a zygote answers at once; this much means it is gone
 _log = logging.getLogger("autograder.sandbox")
 _logged_missing: set = set()
+_MAX_NAMES = 10_000      # functions a probe may list
+_MAX_PROBLEMS = 50       # load problems (and isolation items) a probe may report
+_MAX_TEXT = 500          # characters of each
 
 
 class AbortCall(BaseException):
@@ -145,9 +148,13 @@ class Sandbox:
         loaded, answer, _ = probe.value
         report = answer.get("isolation") if isinstance(answer, dict) else None
         self.load_failure = None
-        self.functions = {f for f in loaded.get("functions", []) if isinstance(f, str)}
+        # (all of it comes from a process that ran the submission's code: bounded, whatever it sent)
+        self.functions = {f for f in _as_list(loaded.get("functions"))[:_MAX_NAMES]
+                          if isinstance(f, str) and len(f) <= 200}
         if not self.load_problems:
-            self.load_problems = [p for p in loaded.get("problems", []) if isinstance(p, list) and len(p) == 3]
+            self.load_problems = [[p[0], p[1], str(p[2])[:_MAX_TEXT]] for p in _as_list(loaded.get("problems"))
+                                  [:_MAX_PROBLEMS] if isinstance(p, list) and len(p) == 3
+                                  and all(isinstance(n, int) and not isinstance(n, bool) for n in p[:2])]
         if isinstance(report, dict):
             self._merge_isolation(report)
         self.isolation["seconds"] = round(time.monotonic() - started, 4)
@@ -208,7 +215,7 @@ class Sandbox:
         if name not in self._sources:
             done = self._job({"kind": "source", "fn": name}, 10.0, None)
             text = done.value[1].get("source") if done.status == "ok" and isinstance(done.value[1], dict) else None
-            self._sources[name] = text if isinstance(text, str) else None
+            self._sources[name] = text[:200_000] if isinstance(text, str) else None   # (the worker's cap)
         return self._sources[name]
 
     # ----------------------------------------------------------------------------- one job
@@ -354,16 +361,20 @@ class Sandbox:
 
     @staticmethod
     def _outcome(message: dict, seconds: float) -> CallOutcome:
+        """The outcome a call's last message describes. Every text in it is the submission's to
+        choose (its code can write the message itself): each is cut to what feedback shows."""
         kind = message.get("kind")
-        text = lambda key: str(message.get(key, ""))[:20000]  # noqa: E731
+        text = lambda key, cap=20000: str(message.get(key, ""))[:cap]  # noqa: E731
         if kind == "result":
             return CallOutcome("ok", value=message.get("value"), output=text("output"),
-                               mutated=[str(m) for m in message.get("mutated", [])][:10],
-                               warnings=[str(w) for w in message.get("warnings", [])][:5], seconds=seconds)
+                               mutated=[str(m)[:200] for m in _as_list(message.get("mutated"))[:10]],
+                               warnings=[str(w)[:500] for w in _as_list(message.get("warnings"))[:5]],
+                               seconds=seconds)
         if message.get("type") == "MissingFunction":
             return CallOutcome("missing", message=text("message"), seconds=seconds)
-        frames = [f for f in message.get("frames", []) if isinstance(f, list) and len(f) == 4]
-        return CallOutcome("error", error_type=text("type"), message=text("message"), frames=frames,
+        frames = [[str(f[0])[:200], f[1] if isinstance(f[1], int) else 0, str(f[2])[:200], str(f[3])[:300]]
+                  for f in _as_list(message.get("frames"))[-6:] if isinstance(f, list) and len(f) == 4]
+        return CallOutcome("error", error_type=text("type", 200), message=text("message"), frames=frames,
                            output=text("output"), seconds=seconds)
 
     # ----------------------------------------------------------------------------- starting
@@ -429,12 +440,15 @@ class Sandbox:
         }
 
     def _merge_isolation(self, report: dict) -> None:
+        """Add a report's items (the probe's comes from a process that ran the submission's code:
+        at most ``_MAX_PROBLEMS`` items of ``_MAX_TEXT`` characters are kept)."""
         if self.isolation is None:
             self.isolation = {"held": [], "missing": []}
         for key in ("held", "missing"):
-            for item in report.get(key, []) if isinstance(report, dict) else []:
-                if isinstance(item, str) and item not in self.isolation[key]:
-                    self.isolation[key].append(item)
+            for item in _as_list(report.get(key)) if isinstance(report, dict) else []:
+                if isinstance(item, str) and item not in self.isolation[key] \
+                        and len(self.isolation[key]) < _MAX_PROBLEMS:
+                    self.isolation[key].append(item[:_MAX_TEXT])
 
     def _stop(self) -> None:
         self._unanswered = []
@@ -461,6 +475,10 @@ class Sandbox:
         except subprocess.TimeoutExpired:
             return ""
         return exit_reason(code if code >= 0 else -code, signalled=code < 0)
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else []
 
 
 def exit_reason(status: int, signalled: bool | None = None) -> str:

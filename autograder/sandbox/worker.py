@@ -93,7 +93,7 @@ def compile_submission(statements) -> list:
                     steps.append(("lazy", [(a.name, a.asname) for a in node.names]))
                     continue
                 steps.append(("code", compile(ast.Module(body=[node], type_ignores=[]), f"<cell {cell}>", "exec")))
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:   # (in the zygote: never fatal)
             steps.append(("error", exc))
         program.append((cell, line, steps))
     return program

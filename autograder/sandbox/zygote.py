@@ -428,6 +428,7 @@ def _isolate_call(spec: dict, report) -> None:
         filesystem.build_root(spec["layout"], report, from_host=False, proc=True)
         os.chdir("/tmp")
     else:
+        session = os.getsid(0)   # (the launcher's: one per sandbox)
         os.setsid()
         scratch = os.path.join(spec["workdir"], "tmp")
         import shutil
@@ -436,8 +437,12 @@ def _isolate_call(spec: dict, report) -> None:
         os.chdir(scratch)
         os.environ.update(TMPDIR=scratch, HOME=scratch, MPLCONFIGDIR=scratch)
     containment.oom_first()
+    processes = spec.get("nproc")
+    if not spec.get("namespaces") and os.geteuid() == 0:
+        isolation.become_nobody_of_its_own(isolation.FALLBACK_UID_BASE + session, report)
+        processes = processes or spec.get("processes")   # (RLIMIT_NPROC binds a uid of its own)
     failed = containment.apply_limits(memory_mb=spec["memory_mb"], cpu_seconds=spec["cpu_seconds"],
-                                      file_mb=spec["file_mb"], processes=spec.get("nproc"))
+                                      file_mb=spec["file_mb"], processes=processes)
     if failed:
         report.missing.append("resource limits " + ", ".join(failed))
     isolation.drop_privileges(report)

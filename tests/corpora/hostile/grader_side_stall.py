@@ -1,7 +1,6 @@
-# hostile: assert_recovers_parameters first calls the train_EM it is given (the grader's own, which runs grader-side) with rtol=-1, max_iter=10**12, restarts=10**12: it never ends on its own
-# loses: assert_recovers_parameters
-# may lose: E_step_diag, M_step_diag
-# (the two after it only while a grader-side callback has no deadline of its own: the submission's budget then ends its grading)
+# hostile: assert_recovers_parameters first calls the train_EM it is given (the grader's own, which runs grader-side) with rtol=-1, max_iter=10**12, restarts=10**12, then checks properly: the grader's train_EM (em_parts.Fitter) must not honour loop counts a submission chooses, so the call ends and the assertion keeps its points
+# loses: nothing
+# (a grader-side stand-in that does run that long is cut off at the call's deadline: tests/test_sandbox.py::test_a_slow_stand_in_is_interrupted_at_the_call_deadline)
 # (otherwise tests/corpora/gmm/correct/b_vectorised.py)
 import numpy as np
 from scipy.optimize import linear_sum_assignment
