@@ -30,10 +30,30 @@ HOSTILE = CORPORA / "hostile"
 GRACE = 5.0     # seconds within which every process of a stopped run must be gone
 
 
+# Keeps its grading process busy in grader code: the grader's own train_EM, handed to the
+# assertion, called again and again until the call's deadline (each call is bounded, the loop is not).
+GRADER_BUSY = CORRECT.read_text() + """
+
+def assert_recovers_parameters(train_EM, pi, mu, sigma, n_points=2000, n_datasets=5, tol=0.15):
+    X = np.random.randn(20000, mu.shape[1])
+    while True:
+        train_EM(X, mu.shape[0])
+"""
+
+
+def _is_sandbox(cmdline: str) -> bool:
+    """A sandbox process: the launcher, or a call process started from the guest's boot script."""
+    return "autograder.sandbox.launcher" in cmdline or "/sandbox/boot.py" in cmdline
+
+
 def _batch(folder: Path, stall: str = "sleeping.py", n: int = 4) -> Path:
-    """A submission that keeps its grading busy, then n distinct correct ones."""
+    """A submission that keeps its grading busy (a hostile corpus file, or "grader_busy"), then n
+    distinct correct ones."""
     folder.mkdir(parents=True)
-    shutil.copy(HOSTILE / stall, folder / f"a_{stall}")
+    if stall == "grader_busy":
+        (folder / "a_grader_busy.py").write_text(GRADER_BUSY)
+    else:
+        shutil.copy(HOSTILE / stall, folder / f"a_{stall}")
     for i in range(n):
         (folder / f"b_correct{i}.py").write_text(CORRECT.read_text() + f"\n# copy {i}\n")
     return folder
@@ -58,7 +78,7 @@ def _busy(run: Launched, graders: int = 1) -> bool:
     """At least ``graders`` grading processes and one sandbox child are running."""
     below = run.descendants()
     return (len(named(below, "ag-grader")) >= graders
-            and any("autograder.sandbox.child" in cmdline for _, cmdline in below))
+            and any(_is_sandbox(cmdline) for _, cmdline in below))
 
 
 def _grade_command(subs: Path, gradebook: Path, *extra) -> list[str]:
@@ -102,7 +122,7 @@ def test_a_signal_to_the_cli_ends_every_process_and_a_rerun_resumes(tmp_path, si
 def test_sigkill_of_the_cli_ends_every_process_even_with_the_grader_stuck(tmp_path):
     """The grading process is busy in grader code (a stand-in that never returns) when the CLI
     is killed outright: the zygote sees its socket close and takes everything down with it."""
-    subs = _batch(tmp_path / "subs", stall="grader_side_stall.py", n=2)
+    subs = _batch(tmp_path / "subs", stall="grader_busy", n=2)
     command = [sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "2", "--only",
                "assert_recovers_parameters", "-f", "json", "--gradebook", str(tmp_path / "gb"), str(subs)]
     run = Launched(command, tmp_path, cwd=ROOT)
@@ -120,7 +140,7 @@ def test_sigkill_of_the_cli_ends_every_process_even_with_the_grader_stuck(tmp_pa
 
 
 def test_sigterm_while_the_grader_itself_is_stuck(tmp_path):
-    subs = _batch(tmp_path / "subs", stall="grader_side_stall.py", n=1)
+    subs = _batch(tmp_path / "subs", stall="grader_busy", n=1)
     command = [sys.executable, "-m", "autograder", "grade", "-a", "gmm", "-j", "1", "--only",
                "assert_recovers_parameters", "-f", "json", "--gradebook", str(tmp_path / "gb"), str(subs)]
     run = Launched(command, tmp_path, cwd=ROOT)
@@ -149,10 +169,10 @@ def _nbgrader_course(root: Path) -> Path:
                            "--log-level=WARN"], cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     release = nbformat.read(root / "course" / "gmm" / "gmm.ipynb", 4)
-    for student, source in (("a_stuck", HOSTILE / "grader_side_stall.py"), ("b_sleeping", HOSTILE / "sleeping.py"),
-                            ("c_correct", CORRECT)):
+    for student, text in (("a_stuck", GRADER_BUSY), ("b_sleeping", (HOSTILE / "sleeping.py").read_text()),
+                          ("c_correct", CORRECT.read_text())):
         nb = nbformat.from_dict(json.loads(json.dumps(release)))
-        nb.cells.append(nbformat.v4.new_code_cell(source.read_text()))   # its definitions win
+        nb.cells.append(nbformat.v4.new_code_cell(text))   # its definitions win
         folder = root / "submitted" / student / "gmm"
         folder.mkdir(parents=True)
         nbformat.write(nb, folder / "gmm.ipynb")
@@ -184,13 +204,13 @@ def _run_processes() -> list[tuple[int, str]]:
     from process_tree import descendants
     below = descendants(os.getpid())
     ours = set(named(below, "ag-grader")) | set(named(below, "ag-zygote"))
-    return [(pid, cmd) for pid, cmd in below if pid in ours or "autograder.sandbox.child" in cmd]
+    return [(pid, cmd) for pid, cmd in below if pid in ours or _is_sandbox(cmd)]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name)
 def test_stopping_a_dask_client_run_ends_its_grading_on_the_workers(tmp_path, signum):
     distributed = pytest.importorskip("distributed")
-    subs = _batch(tmp_path / "subs", stall="grader_side_stall.py", n=1)
+    subs = _batch(tmp_path / "subs", stall="grader_busy", n=1)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
                                   silence_logs=40) as cluster:
         command = [sys.executable, "-m", "autograder", "grade", "-a", "gmm", "--dask-scheduler",
