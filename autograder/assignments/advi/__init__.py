@@ -1,5 +1,7 @@
 """Assignment `advi`: automatic differentiation variational inference (tasks, fixtures and checks)."""
 
+ORDER = 4  # position in the course (autograder.assignments.available())
+
 from ...engine import Assignment, Task
 
 _MODEL = ("inverse_transform", "log_det_jacobian", "log_joint")

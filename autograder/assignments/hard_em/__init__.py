@@ -1,5 +1,7 @@
 """Assignment `hard_em`: hard EM for the prankster's face and for a Gaussian mixture, and k-means."""
 
+ORDER = 3  # position in the course (autograder.assignments.available())
+
 from dataclasses import replace
 
 from ...engine import Assignment, Task
