@@ -26,13 +26,7 @@ def source_content(assignment_id: str) -> bytes:
     each test cell worth the points of its function's checks."""
     source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
     nb = setup_cell.with_setup_cell(notebooks.clean(notebooks.read(source)), assignment_id)
-    points = _assignment_points(assignment_id)
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and meta.get("grade_id") in points:
-            value = points[meta["grade_id"]]
-            meta["points"] = int(value) if float(value).is_integer() else value
-    return notebooks.dumps(nb).encode()
+    return notebooks.dumps(notebooks.sync_points(nb, _assignment_points(assignment_id))).encode()
 
 
 def generated_files(assignment_id: str) -> dict[Path, bytes]:

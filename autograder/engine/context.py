@@ -86,11 +86,6 @@ class Context:
     def has_reference(self) -> bool:
         return self.ref is not None
 
-    @property
-    def isolated(self) -> bool:
-        """True when the other skeleton functions are replaced by the reference."""
-        return self.has_reference
-
     def reference(self, name: str) -> Callable:
         if self.ref is None:
             raise GraderError(f"check {self.check.task}/{self.check.name} needs the reference")
