@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import traceback
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from ..quiet import quiet
 from .check import Assignment, Check
@@ -12,8 +13,11 @@ from .context import Context, explain_outcome
 from .failures import CannotCheckHere, Failed, GraderError
 from .results import CheckResult, SubmissionResult
 
+if TYPE_CHECKING:
+    from .executors import Executor
 
-def run_checks(assignment: Assignment, executor, *, reference=None, submission: str = "<notebook>",
+
+def run_checks(assignment: Assignment, executor: Executor, *, reference=None, submission: str = "<notebook>",
                only: list[str] | None = None, on_result=None) -> SubmissionResult:
     """Run every check of ``assignment`` (or of the tasks in ``only``) and collect the results.
 
@@ -58,7 +62,7 @@ def one_blas_thread():
     return threadpool_limits(limits=1)
 
 
-def _run_checks(assignment: Assignment, executor, reference, submission: str,
+def _run_checks(assignment: Assignment, executor: Executor, reference, submission: str,
                 only: list[str] | None, on_result=None) -> SubmissionResult:
     result = SubmissionResult(submission=submission, assignment=assignment.id, tests=_Results(on_result))
     tasks = [t.name for t in assignment.tasks if only is None or t.name in only]
@@ -94,7 +98,7 @@ def _run_checks(assignment: Assignment, executor, reference, submission: str,
     return result
 
 
-def run_check(check: Check, assignment: Assignment, executor, reference, patience: float = 1.0) -> CheckResult:
+def run_check(check: Check, assignment: Assignment, executor: Executor, reference, patience: float = 1.0) -> CheckResult:
     if patience != 1.0:
         check = replace(check, timeout=max(2.0, check.timeout * patience))
     ctx = Context(executor, assignment, check, reference)
