@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import traceback
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from ..blas import one_blas_thread
 from ..quiet import quiet
 from .check import Assignment, Check
 from .context import Context, explain_outcome
@@ -43,23 +43,6 @@ class _Results(list):
         super().append(item)
         if self.on_result is not None:
             self.on_result(item)
-
-
-def one_blas_thread():
-    """A context in which BLAS and OpenMP thread pools use one thread (threadpoolctl).
-
-    A check's linear algebra is small: a second thread buys little, and on a busy machine
-    (another process on the other core) a multi-threaded BLAS call waits for that core, so a
-    0.2 s check takes seconds. It limits the libraries loaded when it starts, in this process:
-    the student's kernel (``check()``, ``progress()``) and the grader; the sandbox child gets
-    ``OPENBLAS_NUM_THREADS=1`` from its environment. Without threadpoolctl (a dependency, so
-    only an old installation) nothing is limited.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
 
 
 def _run_checks(assignment: Assignment, executor: Executor, reference, submission: str,
