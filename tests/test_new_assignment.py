@@ -1,10 +1,11 @@
-"""A new assignment is one folder of checks, its reference and its data: nothing else lists it.
+"""A new assignment is its folders (checks, source notebook, data): nothing else lists it.
 
 The test copies the checkout to a temporary folder, adds a toy assignment there
-(``autograder/assignments/toy/`` with one task and two checks, its reference module
-``solutions/toy/__init__.py`` and a data set ``data/toy.py``) and, with only that copy on the
-path, finds it in the registry, the CLI's help and the data loaders, and grades a right and a
-wrong submission with ``python -m autograder grade`` (the sandbox included).
+(``autograder/assignments/toy/__init__.py`` with one task and two checks, the source notebook
+``solutions/toy/toy.ipynb`` and a data set ``data/toy.py``) and, with only that copy on the
+path, builds it (``python -m autograder.build toy``: reference module, released notebook), finds
+it in the registry, the CLI's help and the data loaders, and grades a right and a wrong
+submission with ``python -m autograder grade`` (the sandbox included).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import subprocess
 import sys
 import textwrap
 
+import nbformat
 import pytest
 
 from conftest import ROOT
@@ -45,7 +47,9 @@ def double_hidden(ctx):
     expect.close(expect.array(ctx.run(x), "double(x)", shape=(5,)), expected, "double(x)", rtol=1e-12, atol=0.0)
 '''
 
-TOY_REFERENCE = "def double(x):\n    return 2 * x\n"
+TOY_IMPORTS = "import numpy as np"
+TOY_SOLUTION = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+TOY_TEST = 'check("double", double)\n### BEGIN HIDDEN TESTS\ngrade("double")\n### END HIDDEN TESTS'
 TOY_DATA = "import numpy as np\n\n\ndef load():\n    return {'x': np.arange(3.0)}\n"
 
 
@@ -67,12 +71,27 @@ def course_with_toy(tmp_path_factory):
     package.mkdir()
     (package / "__init__.py").write_text(TOY_CHECKS)
     (course / "solutions" / "toy").mkdir()
-    (course / "solutions" / "toy" / "__init__.py").write_text(TOY_REFERENCE)
+    nbformat.write(_toy_notebook(), course / "solutions" / "toy" / "toy.ipynb")
     (course / "data" / "toy.py").write_text(TOY_DATA)
     # What installing does (pyproject.toml maps data/ to autograder.datasets); else the datasets
     # would come from this checkout's editable install.
     (course / "autograder" / "datasets").symlink_to(course / "data", target_is_directory=True)
+    built = _run(course, "-m", "autograder.build", "toy", timeout=120)   # what `make build` runs
+    assert built.returncode == 0, built.stdout + built.stderr
     return course
+
+
+def _toy_notebook():
+    cell = nbformat.v4.new_code_cell
+    grading = {"schema_version": 3, "locked": False}
+    return nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# A toy"),
+        cell(TOY_IMPORTS, metadata={"tags": ["export"]}),
+        cell(TOY_SOLUTION, metadata={"tags": ["export"], "nbgrader": {
+            **grading, "solution": True, "grade": False, "grade_id": "double"}}),
+        cell(TOY_TEST, metadata={"nbgrader": {
+            **grading, "solution": False, "grade": True, "locked": True, "points": 0, "grade_id": "test_double"}}),
+    ])
 
 
 def _run(course, *args, timeout=60):
@@ -80,6 +99,15 @@ def _run(course, *args, timeout=60):
     env["PYTHONPATH"] = str(course)
     return subprocess.run([sys.executable, *args], cwd=course, env=env, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def test_the_copy_builds_the_toy(course_with_toy):
+    reference = (course_with_toy / "solutions" / "toy" / "__init__.py").read_text()
+    assert "return 2 * x" in reference and "BEGIN SOLUTION" not in reference
+    released = nbformat.read(course_with_toy / "course" / "toy" / "toy.ipynb", 4)
+    assert "return 2 * x" not in "".join(c.source for c in released.cells)
+    points = [c.metadata["nbgrader"].get("points") for c in released.cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert points == [3]                      # the checks' points, written by the build
 
 
 def test_the_copy_finds_the_toy_in_the_registry_the_help_and_the_data(course_with_toy):
