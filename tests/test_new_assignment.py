@@ -25,11 +25,11 @@ from conftest import ROOT
 TOY_CHECKS = '''\
 """Assignment `toy`: doubling numbers (the test's toy)."""
 
-ORDER = 99
-
 import numpy as np
 
 from ...engine import Assignment, Task, expect
+
+ORDER = 99
 
 ASSIGNMENT = Assignment(id="toy", title="A toy", tasks=[Task("double", "(x)", "2 * x")])
 

@@ -1,8 +1,8 @@
 """Assignment `advi`: automatic differentiation variational inference (tasks, fixtures and checks)."""
 
-ORDER = 4  # position in the course (autograder.assignments.available())
-
 from ...engine import Assignment, Task
+
+ORDER = 4  # position in the course (autograder.assignments.available())
 
 _MODEL = ("inverse_transform", "log_det_jacobian", "log_joint")
 _DENSITY = _MODEL + ("log_joint_zeta",)

@@ -1,8 +1,8 @@
 """Assignment `gmm`: EM for Gaussian mixtures (tasks, fixtures and checks)."""
 
-ORDER = 1  # position in the course (autograder.assignments.available())
-
 from ...engine import Assignment, Task
+
+ORDER = 1  # position in the course (autograder.assignments.available())
 
 _STEPS = ("E_step", "M_step", "compute_vlb")
 

@@ -1,10 +1,10 @@
 """Assignment `hard_em`: hard EM for the prankster's face and for a Gaussian mixture, and k-means."""
 
-ORDER = 3  # position in the course (autograder.assignments.available())
-
 from dataclasses import replace
 
 from ...engine import Assignment, Task
+
+ORDER = 3  # position in the course (autograder.assignments.available())
 
 _LOG_P = ("calculate_log_probability",)
 _STEPS = ("calculate_log_probability", "calculate_lower_bound", "run_e_step", "run_m_step")
