@@ -42,7 +42,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
+from . import __version__, blas
 
 SUBMISSION_SUFFIXES = (".ipynb", ".py")
 STORE_FOLDER = ".results"
@@ -184,8 +184,7 @@ def make_jobs(entries: list[Entry], assignment_id: str, *, only=None, figures: b
 def grade_job(job: Job, *, should_stop=None, idle_seconds: float | None = None) -> dict:
     """Grade one job in a grading process of its own (a Dask task calls this on its worker)."""
     from .supervisor import grade_one
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ.setdefault(var, "1")
+    blas.default_to_one_thread()
     record = grade_one(job.request(), should_stop=should_stop, idle_seconds=idle_seconds)
     return _keyed(job, record)
 

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from . import similarity_cli
+from .assignments import available
 
 FORMATS = ("table", "json", "csv")
 
@@ -27,7 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     grade = sub.add_parser("grade", help="grade submissions (notebooks, .py files, or folders of them)")
-    grade.add_argument("--assignment", "-a", required=True, help="assignment id: gmm, prankster, hard_em, advi")
+    grade.add_argument("--assignment", "-a", required=True, help=f"assignment id: {', '.join(available())}")
     grade.add_argument("--format", "-f", choices=FORMATS, default="table", help="output format (default: table)")
     grade.add_argument("--out", "-o", help="write the report to this file instead of standard output")
     grade.add_argument("--only", type=lambda text: [f for f in text.split(",") if f], metavar="F1,F2",
@@ -51,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "stopped after S plus 30 s to load and 30 s of slack")
     grade.add_argument("paths", nargs="+", metavar="PATH")
     gradescope = sub.add_parser("gradescope", help="write a Gradescope autograder zip for an assignment")
-    gradescope.add_argument("--assignment", "-a", required=True)
+    gradescope.add_argument("--assignment", "-a", required=True, help=f"assignment id: {', '.join(available())}")
     gradescope.add_argument("--out", "-o", default=".", help="folder for the zip (default: .)")
     similarity_cli.add_parser(sub)
     return parser

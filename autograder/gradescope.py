@@ -33,6 +33,8 @@ import time
 import zipfile
 from pathlib import Path
 
+from . import blas
+
 VISIBILITY = "visible"   # Gradescope: visible, hidden, after_due_date, after_published
 
 SETUP_SH = """#!/usr/bin/env bash
@@ -52,7 +54,7 @@ ROOT="${{GRADESCOPE_ROOT:-/autograder}}"
 PYTHON="${{GRADESCOPE_PYTHON:-python3}}"
 export PYTHONPATH="$ROOT/source/lib"
 export AUTOGRADER_COURSE_ROOT="$ROOT/source/course"
-export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONDONTWRITEBYTECODE=1
+export {blas} PYTHONDONTWRITEBYTECODE=1
 cd "$ROOT/source"
 exec "$PYTHON" -m autograder.gradescope run --assignment {assignment} --root "$ROOT"
 """
@@ -76,7 +78,7 @@ def build_zip(assignment_id: str, out_dir: str | Path) -> Path:
     tmp = out.with_suffix(".zip.tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         _add_text(zf, "setup.sh", SETUP_SH, executable=True)
-        _add_text(zf, "run_autograder", RUN_AUTOGRADER.format(assignment=assignment_id), executable=True)
+        _add_text(zf, "run_autograder", RUN_AUTOGRADER.format(assignment=assignment_id, blas=blas.shell_exports()), executable=True)
         _add_text(zf, "requirements.txt", "\n".join(requirements(assignment_id)) + "\n")
         for path in _files(package, skip=("build",)):
             rel = path.relative_to(package)

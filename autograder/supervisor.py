@@ -54,6 +54,8 @@ import traceback
 from dataclasses import dataclass, field
 from typing import Callable
 
+from . import blas
+
 MAX_DEATHS = 10              # grading-process deaths per submission before the rest is not run
 EXIT_WAIT_SECONDS = 5.0      # how long an ended grading process's exit status may take to arrive
 ZYGOTE_RESTARTS = 5          # zygotes that died under a supervisor before it gives up
@@ -200,8 +202,7 @@ def _peak_mb() -> float | None:
 def zygote_main(sock_fd: int, preload: list[str], idle_seconds: float | None) -> None:
     """The zygote: preload the grader, then fork a grading process per request."""
     _prctl(PR_SET_NAME, ZYGOTE_NAME)
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"   # before numpy: forks of a multi-threaded BLAS are not safe
+    blas.force_one_thread()   # before numpy: forks of a multi-threaded BLAS are not safe
     os.environ.setdefault("MPLBACKEND", "Agg")
     _preload(preload)
     sock = socket.socket(fileno=sock_fd)
@@ -378,8 +379,7 @@ class Supervisor:
     # ----------------------------------------------------------------------------- the zygote
     def _start_zygote(self) -> None:
         parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1",
-                   MPLBACKEND="Agg")
+        env = dict(os.environ, **blas.environment(), MPLBACKEND="Agg")
         code = ("import sys, json; sys.path[:] = json.loads(sys.argv[1]); "
                 "from autograder.supervisor import zygote_main; "
                 "zygote_main(int(sys.argv[2]), json.loads(sys.argv[3]), json.loads(sys.argv[4]))")

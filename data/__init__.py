@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import importlib
 import io
+import pkgutil
 import zipfile
 
 import numpy as np
 
-_LOADERS = {"gmm": "gmm", "prankster": "prankster", "advi": "advi"}
+def names() -> list[str]:
+    """The data sets: every module or sub-package of this package (``<id>.py`` or ``<id>/``)."""
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def load(name: str, **options):
     """The data of assignment ``name`` (see each generator module for what it returns)."""
-    if name not in _LOADERS:
-        raise KeyError(f"no data set {name!r}; available: {', '.join(sorted(_LOADERS))}")
-    module = importlib.import_module(f"{__name__}.{_LOADERS[name]}")
+    if name not in names():
+        raise KeyError(f"no data set {name!r}; available: {', '.join(names())}")
+    module = importlib.import_module(f"{__name__}.{name}")
     return module.load(**options)
 
 

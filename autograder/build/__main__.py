@@ -4,7 +4,8 @@ For each assignment with a source notebook ``solutions/<id>/<id>.ipynb``:
   1. clean the source notebook (no outputs, stable JSON) and write its set-up cell from the
      template in ``setup_cell.py``;
   2. export the reference module ``solutions/<id>/__init__.py``;
-  3. compute the visible fixtures' expected values (``autograder/assignments/<id>/visible.npz``);
+  3. compute the visible fixtures' expected values (``autograder/assignments/<id>/visible.npz``,
+     when the assignment's ``fixtures.py`` defines ``visible_expectations``);
   4. release the student notebook into ``course/<id>/`` with nbgrader.
 With --check nothing is written; the exit status is 1 when a generated file is out of date.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -26,13 +28,7 @@ def source_content(assignment_id: str) -> bytes:
     each test cell worth the points of its function's checks."""
     source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
     nb = setup_cell.with_setup_cell(notebooks.clean(notebooks.read(source)), assignment_id)
-    points = _assignment_points(assignment_id)
-    for cell in nb.cells:
-        meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade") and meta.get("grade_id") in points:
-            value = points[meta["grade_id"]]
-            meta["points"] = int(value) if float(value).is_integer() else value
-    return notebooks.dumps(nb).encode()
+    return notebooks.dumps(notebooks.sync_points(nb, _assignment_points(assignment_id))).encode()
 
 
 def generated_files(assignment_id: str) -> dict[Path, bytes]:
@@ -42,7 +38,7 @@ def generated_files(assignment_id: str) -> dict[Path, bytes]:
     out[source] = source_content(assignment_id)
     module_path = source.with_name("__init__.py")
     out[module_path] = reference_module.module_source(source, assignment_id).encode()
-    fixtures = importlib.import_module(f"autograder.assignments.{assignment_id}.fixtures")
+    fixtures = _fixtures(assignment_id)
     if hasattr(fixtures, "visible_expectations"):
         reference = _module_from_source(f"solutions.{assignment_id}", out[module_path].decode(), module_path)
         from ..datasets import npz_bytes
@@ -50,6 +46,12 @@ def generated_files(assignment_id: str) -> dict[Path, bytes]:
     for rel, content in release.released_files(ROOT, assignment_id).items():
         out[ROOT / "course" / assignment_id / rel] = content
     return out
+
+
+def _fixtures(assignment_id: str):
+    """The assignment's ``fixtures`` module (its visible fixtures), None when it has none."""
+    name = f"autograder.assignments.{assignment_id}.fixtures"
+    return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
 
 
 def _assignment_points(assignment_id: str) -> dict[str, float]:

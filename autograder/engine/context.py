@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
 import numpy as np
 
 from ..sandbox import CallOutcome
 from .check import Assignment, Check, Task
 from .failures import CannotCheckHere, Failed, GraderError, StudentCodeFailed
+
+if TYPE_CHECKING:
+    from .executors import Executor
 
 
 @dataclass
@@ -71,7 +74,7 @@ class Context:
     value or raise ``StudentCodeFailed`` with a message that explains what happened.
     """
 
-    def __init__(self, executor, assignment: Assignment, check: Check, reference=None) -> None:
+    def __init__(self, executor: Executor, assignment: Assignment, check: Check, reference=None) -> None:
         self.executor = executor
         self.assignment = assignment
         self.check = check
@@ -85,11 +88,6 @@ class Context:
     @property
     def has_reference(self) -> bool:
         return self.ref is not None
-
-    @property
-    def isolated(self) -> bool:
-        """True when the other skeleton functions are replaced by the reference."""
-        return self.has_reference
 
     def reference(self, name: str) -> Callable:
         if self.ref is None:
@@ -196,7 +194,7 @@ class Context:
         return outcome.value
 
 
-def explain_outcome(name: str, outcome: CallOutcome, executor) -> tuple[str, str]:
+def explain_outcome(name: str, outcome: CallOutcome, executor: Executor) -> tuple[str, str]:
     """(message, why) for a call that did not return normally."""
     status = outcome.status
     if status == "missing":

@@ -1,6 +1,6 @@
 """Where the student's functions run.
 
-Two executors share one interface (``call`` returning a ``CallOutcome``):
+Two executors share one interface, ``Executor`` (``call`` returning a ``CallOutcome``):
 
 * ``SandboxExecutor``: a child process per submission (the CLI, nbgrader's hidden cells).
 * ``InProcessExecutor``: the student's own kernel (the notebook's ``check()``), where isolation
@@ -18,13 +18,50 @@ import threading
 import time
 import traceback
 import warnings
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..loading import Submission
 from ..sandbox import AbortCall, CallOutcome, IsolationPolicy, Limits, Sandbox
 from ..sandbox.mutation import mutated_arguments, snapshot
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Where a check's calls of the student's functions run: what ``Context`` and ``run_checks`` use.
+
+    ``in_process`` is True when the student's functions live in this process (``own_function``
+    returns them); ``load_failure`` and ``problems`` say what went wrong loading the submission.
+    """
+
+    in_process: bool
+
+    @property
+    def load_failure(self) -> str | None: ...
+
+    @property
+    def problems(self) -> list[str]: ...
+
+    def start(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def defines(self, name: str) -> bool:
+        """True when the submission defines a function ``name``."""
+
+    def own_function(self, name: str) -> Callable | None:
+        """The student's function itself when it lives in this process, else None."""
+
+    def source(self, name: str) -> str | None:
+        """The source text of the student's ``name``, None when unavailable."""
+
+    def definitions(self) -> list[str] | None:
+        """The submission's kept top-level statements in order, None when unavailable."""
+
+    def call(self, name: str, args: tuple, kwargs: Mapping, *, standins: Mapping[str, Callable],
+             seed: int, timeout: float, differentiate: int | None = None) -> CallOutcome:
+        """Call the student's ``name`` with ``standins`` replacing its globals, seeded by ``seed``."""
 
 
 class SandboxExecutor:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-import contextlib
 import traceback
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from ..blas import one_blas_thread
 from ..quiet import quiet
 from .check import Assignment, Check
 from .context import Context, explain_outcome
 from .failures import CannotCheckHere, Failed, GraderError
 from .results import CheckResult, SubmissionResult
 
+if TYPE_CHECKING:
+    from .executors import Executor
 
-def run_checks(assignment: Assignment, executor, *, reference=None, submission: str = "<notebook>",
+
+def run_checks(assignment: Assignment, executor: Executor, *, reference=None, submission: str = "<notebook>",
                only: list[str] | None = None, on_result=None) -> SubmissionResult:
     """Run every check of ``assignment`` (or of the tasks in ``only``) and collect the results.
 
@@ -41,24 +45,7 @@ class _Results(list):
             self.on_result(item)
 
 
-def one_blas_thread():
-    """A context in which BLAS and OpenMP thread pools use one thread (threadpoolctl).
-
-    A check's linear algebra is small: a second thread buys little, and on a busy machine
-    (another process on the other core) a multi-threaded BLAS call waits for that core, so a
-    0.2 s check takes seconds. It limits the libraries loaded when it starts, in this process:
-    the student's kernel (``check()``, ``progress()``) and the grader; the sandbox child gets
-    ``OPENBLAS_NUM_THREADS=1`` from its environment. Without threadpoolctl (a dependency, so
-    only an old installation) nothing is limited.
-    """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        return contextlib.nullcontext()
-    return threadpool_limits(limits=1)
-
-
-def _run_checks(assignment: Assignment, executor, reference, submission: str,
+def _run_checks(assignment: Assignment, executor: Executor, reference, submission: str,
                 only: list[str] | None, on_result=None) -> SubmissionResult:
     result = SubmissionResult(submission=submission, assignment=assignment.id, tests=_Results(on_result))
     tasks = [t.name for t in assignment.tasks if only is None or t.name in only]
@@ -94,7 +81,7 @@ def _run_checks(assignment: Assignment, executor, reference, submission: str,
     return result
 
 
-def run_check(check: Check, assignment: Assignment, executor, reference, patience: float = 1.0) -> CheckResult:
+def run_check(check: Check, assignment: Assignment, executor: Executor, reference, patience: float = 1.0) -> CheckResult:
     if patience != 1.0:
         check = replace(check, timeout=max(2.0, check.timeout * patience))
     ctx = Context(executor, assignment, check, reference)

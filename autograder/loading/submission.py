@@ -52,10 +52,6 @@ class Submission:
     cells: dict[int, str] = field(default_factory=dict)
     error: str | None = None
 
-    @property
-    def defined_names(self) -> set[str]:
-        return {name for st in self.statements for name in st.defines}
-
     def to_message(self) -> dict:
         """A plain-data form of the submission for the sandbox child."""
         return {

@@ -1,7 +1,6 @@
 """Rendering results: plain text, HTML (Jupyter and feedback files), JSON and CSV gradebooks."""
 
-from .gradebook import write_csv, write_json
 from .html import render_html
 from .text import render_table, render_text
 
-__all__ = ["render_html", "render_table", "render_text", "write_csv", "write_json"]
+__all__ = ["render_html", "render_table", "render_text"]

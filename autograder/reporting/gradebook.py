@@ -14,10 +14,6 @@ def to_json(results: list[SubmissionResult]) -> str:
     return json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False) + "\n"
 
 
-def write_json(results: list[SubmissionResult], stream) -> None:
-    stream.write(to_json(results))
-
-
 def to_csv(results: list[SubmissionResult], student_of=None) -> str:
     """One row per submission: a column per function's score, then total, max_score and error.
 
@@ -39,7 +35,3 @@ def to_csv(results: list[SubmissionResult], student_of=None) -> str:
         row += [f"{r.score:g}", f"{r.max_score:g}", r.error or ""]
         writer.writerow([printable(str(cell)) for cell in row])   # (a terminal may show the file)
     return buffer.getvalue()
-
-
-def write_csv(results: list[SubmissionResult], stream, student_of=None) -> None:
-    stream.write(to_csv(results, student_of))

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping
 
+from ..blas import environment as one_blas_thread_environment
 from ..loading import Submission
 from .errors import CodecError, ValueTooLarge, megabytes
 from .framing import Channel, ChannelClosed, ChannelTimeout, MessageTooLarge
@@ -520,8 +521,7 @@ def _child_environment(namespaces: bool, workdir: str) -> dict:
     debug = {"AUTOGRADER_SANDBOX_DEBUG": "1"} if os.environ.get("AUTOGRADER_SANDBOX_DEBUG") == "1" else {}
     return {**debug, "PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "MPLCONFIGDIR": tmp, "MPLBACKEND": "Agg",
             "LANG": "C.UTF-8", "PYTHONUTF8": "1", "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1",
-            "PYTHONWARNINGS": "ignore", "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1",
-            "MKL_NUM_THREADS": "1"}
+            "PYTHONWARNINGS": "ignore", **one_blas_thread_environment()}
 
 
 def _log_weaker_isolation(report: dict) -> None:

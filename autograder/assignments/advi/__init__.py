@@ -2,6 +2,8 @@
 
 from ...engine import Assignment, Task
 
+ORDER = 4  # position in the course (autograder.assignments.available())
+
 _MODEL = ("inverse_transform", "log_det_jacobian", "log_joint")
 _DENSITY = _MODEL + ("log_joint_zeta",)
 _GRADIENT = _DENSITY + ("grad_log_joint_zeta",)

@@ -2,6 +2,8 @@
 
 from ...engine import Assignment, Task
 
+ORDER = 1  # position in the course (autograder.assignments.available())
+
 _STEPS = ("E_step", "M_step", "compute_vlb")
 
 ASSIGNMENT = Assignment(

@@ -4,6 +4,8 @@ from dataclasses import replace
 
 from ...engine import Assignment, Task
 
+ORDER = 3  # position in the course (autograder.assignments.available())
+
 _LOG_P = ("calculate_log_probability",)
 _STEPS = ("calculate_log_probability", "calculate_lower_bound", "run_e_step", "run_m_step")
 
