@@ -36,11 +36,13 @@ import ast
 import copy
 import json
 import random
+import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpora" / "gmm"
+AUTHORS = ("a_loops_scipy", "b_vectorised", "c_cholesky", "e_skeleton_triangular")
 FIVE = ("E_step", "M_step", "compute_vlb", "log_likelihood", "train_EM")
 KINDS = ("renamed", "reordered", "comments", "reformatted", "split_cells", "one_of_five", "disguised")
 _NAMES = ("tmp", "val", "res", "acc", "out", "part", "term", "cur", "aux", "buf", "work", "piece")
@@ -94,16 +96,17 @@ def pool() -> tuple[list[Author], dict[str, list[tuple[Author, str]]], list[str]
     sys.path.insert(0, str(ROOT))
     from autograder.assignments import get_assignment
     tasks = [t.name for t in get_assignment("gmm").tasks]
-    authors = []
-    for path in sorted((CORPUS / "correct").iterdir()):
-        if path.stem in ("d_notebook", "f_no_m_step_after_last_bound", "g_module_level_rng",
-                         "h_constant_from_math_names"):
-            continue    # b in a notebook, and near-copies of c and b: not independent authors
-        authors.append(Author(path.stem, _module_code(path)))
+    # The corpus's independent authors. Its other correct files are one engineer's variants of
+    # calling styles and types (and b in a notebook): not independent people, so not in the pool.
+    authors = [Author(stem, _module_code(CORPUS / "correct" / f"{stem}.py")) for stem in AUTHORS]
     choices: dict[str, list[tuple[Author, str]]] = {t: [(a, t) for a in authors if t in a.functions] for t in tasks}
     for path in sorted((CORPUS / "mutants").glob("*.py")):
-        broken = path.read_text().splitlines()[0].removeprefix("# breaks: ").strip()
-        author = Author(f"mutant:{path.stem}", path.read_text())
+        text = path.read_text()
+        made_from = re.search(r"^# \(mutant of correct/(\w+)\.\w+\)", text, re.M)
+        if made_from and made_from.group(1) not in AUTHORS:
+            continue    # a variant's mutant: the same engineer again
+        broken = text.splitlines()[0].removeprefix("# breaks: ").strip()
+        author = Author(f"mutant:{path.stem}", text)
         if broken in author.functions:
             choices[broken].append((author, broken))
     return authors, choices, tasks
