@@ -114,7 +114,9 @@ for _path in (glob.glob("/tmp/pytest-of-*/*/*/gradebook.db") + glob.glob("/tmp/p
         pass"""
 HUGE_GRADER_SIDE = "M_step(np.ones((2, 20000)), np.full((2, 10), 0.1))   # 32 GB of covariances, grader-side"
 GRADER_SIDE_OOM = "M_step(np.ones((200, 3500)), np.full((200, 10), 0.1))  # 1 GB of covariances, grader-side"
-GRADER_SIDE_STALL = "train_EM(np.random.randn(200, mu.shape[1]), 2, rtol=-1, max_iter=10**12, restarts=10**12)"
+# Grader-side work without end: the grader's own train_EM (each call bounded; it ignores loop counts
+# a submission asks for) called again and again, until the call's deadline cuts it off.
+GRADER_SIDE_STALL = "while True:\n    train_EM(np.random.randn(20000, mu.shape[1]), mu.shape[0])"
 
 
 def _forger(nb, release):
@@ -163,7 +165,7 @@ ATTACKS = {
                {"assert_m_step_maximises": 0}),
     "oom_killed": (lambda nb, release: _first_in(nb, "assert_m_step_maximises", GRADER_SIDE_OOM),
                    {"assert_m_step_maximises": 0}),
-    # The two functions after it lose too while a grader-side callback has no deadline of its own.
+    # The two functions after it may lose too: the stall uses up the submission's time budget.
     "staller": (lambda nb, release: _first_in(nb, "assert_recovers_parameters", GRADER_SIDE_STALL),
                 {"assert_recovers_parameters": 0, "E_step_diag": None, "M_step_diag": None}),
 }
