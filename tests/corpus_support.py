@@ -19,6 +19,7 @@ import functools
 import multiprocessing
 import os
 import re
+import zlib
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -80,7 +81,8 @@ def student_side(path: str, assignment_id: str):
     return _strict(run)
 
 
-def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = False, student: bool = False):
+def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = False, student: bool = False,
+              sandboxed=()):
     """Generator for a module-scoped fixture: {path: Future of grade_file(path)} for the files the
     selected tests of ``request.module`` take as their ``path`` parameter.
 
@@ -88,6 +90,11 @@ def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = Fals
     the correct submission it was made from (see :func:`delta`): the tasks whose code it changed
     are graded in it, and every other task's results are its base's (the same code, the same seeds:
     the same results), so the suite pays for the broken function, not for all of them again.
+    Those changed tasks are graded as the CLI grades them (in the sandbox) for the mutants of
+    :func:`in_sandbox` (a quarter of them, chosen by name, and those named in ``sandboxed``), and
+    by the same engine in a worker process for the others: the sandbox costs three times the
+    grading's own time, and its path is covered by the correct files, that quarter, the hostile
+    corpus and the batch, nbgrader and Gradescope tests.
 
     ``strict``: RuntimeWarnings raised in the grader's code are errors (see :func:`_strict`).
     ``student``: the values are pairs (Future of the grading, Future of :func:`student_side`)."""
@@ -107,18 +114,33 @@ def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = Fals
                 full[path] = pool.submit(_grade, str(path), assignment_id, None, strict)
             return full[path]
 
-        # Changed tasks of mutants first: they are the short jobs, and their bases are needed anyway.
         partial = {}
         for path, plan in plans.items():
             if plan is not None:
                 base, changed = plan
+                how = _grade if in_sandbox(path, sandboxed) else _grade_in_process
                 partial[path] = _Merged(graded_in_full(base),
-                                        pool.submit(_grade, str(path), assignment_id, tuple(changed), strict), changed)
+                                        pool.submit(how, str(path), assignment_id, tuple(changed), strict), changed)
         futures = {}
         for path, plan in plans.items():
             graded = partial[path] if plan is not None else graded_in_full(path)
             futures[path] = (graded, pool.submit(student_side, str(path), assignment_id)) if student else graded
         yield futures
+
+
+def in_sandbox(path: Path, sandboxed=()) -> bool:
+    """Whether a mutant's changed tasks are graded in the sandbox (see :func:`grade_all`)."""
+    return path.stem in sandboxed or zlib.crc32(path.stem.encode()) % 4 == 0
+
+
+def _grade_in_process(path: str, assignment_id: str, only, strict: bool):
+    from autograder.assignments import get_assignment
+    from autograder.grading import reference_for
+
+    def run():
+        return run_checks(get_assignment(assignment_id), InProcessExecutor(student_namespace(Path(path))),
+                          reference=reference_for(assignment_id), submission=path, only=list(only))
+    return _strict(run) if strict else run()
 
 
 def _grade(path: str, assignment_id: str, only, strict: bool):
