@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 import time
 
 import numpy as np
@@ -599,3 +600,28 @@ def test_an_alarm_of_the_grading_process_is_not_swallowed():
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def test_a_virtualenv_below_tmp_runs_the_sandbox(tmp_path):
+    """A checkout cloned to /tmp/x with its .venv there (the README's fresh-clone check): the
+    interpreter's links below /tmp must be made inside the private /tmp, not hidden under it."""
+    assert str(tmp_path).startswith("/tmp/")
+    base = Path(sys.base_prefix) / "bin" / "python3"
+    if subprocess.run([str(base), "-c", "import numpy"], capture_output=True).returncode != 0:
+        pytest.skip("the base interpreter has no numpy for a bare virtualenv")
+    venv = tmp_path / "venv"
+    subprocess.run([str(base), "-m", "venv", "--without-pip", "--system-site-packages", str(venv)], check=True)
+    code = textwrap.dedent("""
+        from autograder.loading import submission_from_cells
+        from autograder.sandbox import Limits, Sandbox
+        box = Sandbox(submission_from_cells(["def f(x):\\n    return x + 1\\n"]), Limits())
+        try:
+            outcome = box.call("f", (41,))
+            print(box.load_failure, outcome.status, outcome.value)
+        finally:
+            box.close()
+    """)
+    root = Path(__file__).resolve().parents[1]    # the grader from this checkout, not an installed one
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=root)
+    assert done.stdout.split() == ["None", "ok", "42"], done.stdout + done.stderr

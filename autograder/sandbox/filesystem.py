@@ -85,14 +85,15 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     try:
         # (not nodev: the four device nodes may be made in it; it is read-only once built)
         mount("tmpfs", new, "tmpfs", MS_NOSUID, "size=1m,nr_inodes=4096,mode=0755")
+        # The private /tmp first: allowlisted folders and symlinks below /tmp (a checkout and its
+        # virtualenv in /tmp/x) get their mount points and links in it, not under it.
+        _mkdirs(new, "/tmp", skeleton)
+        mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
+              f"size={int(layout.get('tmp_mb', 64))}m,nr_inodes=16384,mode=1777")
         for path, target in layout["symlinks"]:
             _mkdirs(new, os.path.dirname(path), skeleton)
             if not os.path.lexists(new + path):
                 os.symlink(target, new + path)
-        # The private /tmp first: allowlisted folders below /tmp get their mount points in it.
-        _mkdirs(new, "/tmp", skeleton)
-        mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-              f"size={int(layout.get('tmp_mb', 64))}m,nr_inodes=16384,mode=1777")
         for target, (fd, kind) in sources.items():
             _mount_point(new, target, kind, skeleton)
             mount(f"/proc/self/fd/{fd}", new + target, None, MS_BIND)
