@@ -118,7 +118,10 @@ def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = Fals
         for path, plan in plans.items():
             if plan is not None:
                 base, changed = plan
-                how = _grade if in_sandbox(path, sandboxed) else _grade_in_process
+                # Debugging assertions are handed the grader's functions: their checks follow those
+                # calls through the sandbox's callbacks, so their mutants are always graded there.
+                sandbox = in_sandbox(path, sandboxed) or any(t.startswith("assert_") for t in changed)
+                how = _grade if sandbox else _grade_in_process
                 partial[path] = _Merged(graded_in_full(base),
                                         pool.submit(how, str(path), assignment_id, tuple(changed), strict), changed)
         futures = {}

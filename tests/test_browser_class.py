@@ -100,7 +100,11 @@ def test_class_report_and_similarity_pages_in_chromium(gradebook, browser):  # n
     pairs = [tuple(td.text for td in tr.find_elements(By.TAG_NAME, "td")[2:4])
              for tr in table.find_elements(By.TAG_NAME, "tr")[1:]]
     planted = {frozenset(p[:2]) for p in truth["pairs"]}
-    assert {frozenset(p) for p in pairs} == planted, pairs
+    # examples/gmm's three notebooks are one author's (partly_wrong and broken are correct.ipynb
+    # with bugs put in): a pair of them may rightly be listed too; nothing else may.
+    same_author = {frozenset(p) for p in (("correct", "partly_wrong"), ("broken", "correct"), ("broken", "partly_wrong"))}
+    found = {frozenset(p) for p in pairs}
+    assert planted <= found and found - planted <= same_author, pairs
     course = driver.find_elements(By.TAG_NAME, "table")[1]
     assert "john" in course.text and "E_step 100%" in course.text
     titles = {a.get_attribute("title") for a in course.find_elements(By.TAG_NAME, "a") if a.get_attribute("title")}
