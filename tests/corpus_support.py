@@ -67,18 +67,17 @@ def _strict(function, *args):
         return function(*args)
 
 
-def grade_strictly(path: str, assignment_id: str):
-    return _strict(grade_file, path, assignment_id)
+def in_process(path: Path, assignment_id: str, *, reference=None, only=None):
+    """The checks run by the engine in this process on the submission's namespace: the student's
+    ``check()`` without a reference, the grader's checks with one."""
+    from autograder.assignments import get_assignment
+    return run_checks(get_assignment(assignment_id), InProcessExecutor(student_namespace(path)),
+                      reference=reference, submission=path.name, only=None if only is None else list(only))
 
 
 def student_side(path: str, assignment_id: str):
     """The student-side checks of every task (``check()`` in the student's kernel), in this process."""
-    from autograder.assignments import get_assignment
-
-    def run():
-        return run_checks(get_assignment(assignment_id), InProcessExecutor(student_namespace(Path(path))),
-                          reference=None, submission=Path(path).name)
-    return _strict(run)
+    return _strict(in_process, Path(path), assignment_id)
 
 
 def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = False, student: bool = False,
@@ -137,12 +136,10 @@ def in_sandbox(path: Path, sandboxed=()) -> bool:
 
 
 def _grade_in_process(path: str, assignment_id: str, only, strict: bool):
-    from autograder.assignments import get_assignment
     from autograder.grading import reference_for
 
     def run():
-        return run_checks(get_assignment(assignment_id), InProcessExecutor(student_namespace(Path(path))),
-                          reference=reference_for(assignment_id), submission=path, only=list(only))
+        return in_process(Path(path), assignment_id, reference=reference_for(assignment_id), only=only)
     return _strict(run) if strict else run()
 
 
@@ -194,21 +191,24 @@ def delta(path: Path, tasks: list[str]):
     theirs = _definitions(base) if base.exists() else None
     if theirs is None:
         return None
-    names = set(mine) | set(theirs)
-    different = {n for n in names if [d for d, _ in mine.get(n, [])] != [d for d, _ in theirs.get(n, [])]}
+    different = _differing(mine, theirs)
     if "" in different:
         return None
-    changed = [t for t in tasks if (_reach(t, mine) | _reach(t, theirs)) & different]
+    reach_mine, reach_theirs = _reach(tasks, mine), _reach(tasks, theirs)
+    changed = [t for t in tasks if (reach_mine[t] | reach_theirs[t]) & different]
     function, _ = header(path)
     if function not in changed:
         return None      # the reading missed the bug: grade everything
     return base, changed
 
 
+def _differing(mine: dict, theirs: dict) -> set[str]:
+    """The names whose binding statements differ between two readings (see :func:`_definitions`)."""
+    return {n for n in set(mine) | set(theirs) if [d for d, _ in mine.get(n, [])] != [d for d, _ in theirs.get(n, [])]}
+
+
 def _distance(mine: dict, theirs: dict | None) -> int:
-    if theirs is None:
-        return 1 << 30
-    return sum([d for d, _ in mine.get(n, [])] != [d for d, _ in theirs.get(n, [])] for n in set(mine) | set(theirs))
+    return 1 << 30 if theirs is None else len(_differing(mine, theirs))
 
 
 @functools.lru_cache(maxsize=None)
@@ -229,11 +229,11 @@ def _definitions(path: Path):
     return found
 
 
-def _reach(task: str, definitions: dict) -> set[str]:
-    """The top-level names ``task``'s code reaches (itself included)."""
+def _reach(tasks: list[str], definitions: dict) -> dict[str, set[str]]:
+    """{task: the top-level names its code reaches (itself included)}."""
     import ast
-    members: dict[str, set[str]] = {}      # attribute name -> classes defining it
     trees = {name: [tree for _, tree in entries] for name, entries in definitions.items()}
+    members: dict[str, set[str]] = {}      # attribute name -> classes defining it
     for name, nodes in trees.items():
         for tree in nodes:
             for node in ast.walk(tree):
@@ -241,20 +241,23 @@ def _reach(task: str, definitions: dict) -> set[str]:
                     for item in ast.walk(node):
                         for member in _bound_names(item):
                             members.setdefault(member, set()).add(name)
-    seen, todo = set(), [task]
-    while todo:
-        name = todo.pop()
-        if name in seen or name not in definitions:
-            continue
-        seen.add(name)
-        for tree in trees[name]:
-            for node in ast.walk(tree):
-                if isinstance(node, ast.Name):
-                    todo.append(node.id)
-                elif isinstance(node, ast.Attribute):
-                    todo.append(node.attr)
-                    todo.extend(members.get(node.attr, ()))
-    return seen
+
+    def reach(task: str) -> set[str]:
+        seen, todo = set(), [task]
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in definitions:
+                continue
+            seen.add(name)
+            for tree in trees[name]:
+                for node in ast.walk(tree):
+                    if isinstance(node, ast.Name):
+                        todo.append(node.id)
+                    elif isinstance(node, ast.Attribute):
+                        todo.append(node.attr)
+                        todo.extend(members.get(node.attr, ()))
+        return seen
+    return {task: reach(task) for task in tasks}
 
 
 def _bound_names(node) -> list[str]:
@@ -302,8 +305,7 @@ def assert_full_marks(result, path: Path, functions, full_marks: float) -> None:
 
 def assert_student_side_passes(assignment, path: Path) -> None:
     functions = [t.name for t in assignment.tasks]
-    result = run_checks(assignment, InProcessExecutor(student_namespace(path)), reference=None,
-                        submission=path.name)
+    result = in_process(path, assignment.id)
     ran = [t for t in result.tests if t.status != "skipped"]
     assert {t.function for t in ran} == set(functions)
     failed = [t for t in ran if not t.passed]

@@ -34,7 +34,7 @@ import pytest
 
 from autograder.assignments import ASSIGNMENT_IDS
 from autograder.build.__main__ import assignments_with_sources
-from conftest import ROOT
+from conftest import GRADER_SIDE_STALL, ROOT
 from process_tree import oom_killer
 
 pytestmark = [pytest.mark.slow, pytest.mark.nbgrader]
@@ -114,9 +114,6 @@ for _path in (glob.glob("/tmp/pytest-of-*/*/*/gradebook.db") + glob.glob("/tmp/p
         pass"""
 HUGE_GRADER_SIDE = "M_step(np.ones((2, 20000)), np.full((2, 10), 0.1))   # 32 GB of covariances, grader-side"
 GRADER_SIDE_OOM = "M_step(np.ones((200, 3500)), np.full((200, 10), 0.1))  # 1 GB of covariances, grader-side"
-# Grader-side work without end: the grader's own train_EM (each call bounded; it ignores loop counts
-# a submission asks for) called again and again, until the call's deadline cuts it off.
-GRADER_SIDE_STALL = "while True:\n    train_EM(np.random.randn(20000, mu.shape[1]), mu.shape[0])"
 
 
 def _forger(nb, release):
