@@ -67,6 +67,11 @@ def _strict(function, *args):
         return function(*args)
 
 
+def grade_strictly(path: str, assignment_id: str):
+    """The CLI's grading of one file, warnings raised as errors."""
+    return _strict(grade_file, path, assignment_id)
+
+
 def in_process(path: Path, assignment_id: str, *, reference=None, only=None):
     """The checks run by the engine in this process on the submission's namespace: the student's
     ``check()`` without a reference, the grader's checks with one."""
