@@ -1,4 +1,4 @@
-"""Grading many submissions: discovery, a resumable result store, grading processes or Dask.
+"""Running a batch: discovery, jobs keyed by content, a resumable result store, grading processes or Dask.
 
 ``python -m autograder grade --assignment A [--jobs N] [--gradebook DIR] PATH...`` goes through
 ``run``:
@@ -19,8 +19,9 @@
    checks are streamed as they finish, so a grading process that dies (budget used up, the
    host's OOM killer, a crash) costs only the checks of its own submission that had not
    finished; nothing is charged to the others.
-5. ``write_gradebook`` writes ``gradebook.csv`` (one row per student), ``gradebook.json`` (the
-   CLI's JSON contract), ``reports/<student>.html`` and ``index.html``.
+5. ``results_of`` turns the records into results; the CLI hands them to
+   ``reporting.pages.write_gradebook`` (``gradebook.csv``, ``gradebook.json``, a feedback page per
+   student, ``index.html``, the class report). This module writes no report.
 
 The same submission gets the same grade on every run and machine: checks draw their inputs from
 generators seeded by the check's identity, and the sandbox child seeds numpy's and Python's
@@ -30,10 +31,8 @@ global generators before every call and makes unseeded generators repeatable.
 from __future__ import annotations
 
 import hashlib
-import html
 import json
 import os
-import re
 import signal
 import sys
 import tempfile
@@ -383,93 +382,3 @@ def results_of(jobs: list[Job], records: list[dict]):
         data = dict(record["result"], submission=job.label)
         out.append(SubmissionResult.from_dict(data))
     return out
-
-
-def _safe_name(student: str) -> str:
-    name = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
-    return name[:100]
-
-
-def report_names(jobs: list[Job]) -> list[str]:
-    names, seen = [], set()
-    for job in jobs:
-        name = _safe_name(job.student)
-        base, n = name, 2
-        while name in seen:
-            name, n = f"{base}-{n}", n + 1
-        seen.add(name)
-        names.append(name)
-    return names
-
-
-def write_gradebook(folder: str | Path, jobs: list[Job], records: list[dict], title: str) -> dict[str, Path]:
-    """gradebook.csv, gradebook.json, reports/<student>.html and index.html in ``folder``."""
-    from .reporting import gradebook, render_html
-
-    folder = Path(folder)
-    (folder / "reports").mkdir(parents=True, exist_ok=True)
-    results = results_of(jobs, records)
-    students = {job.label: job.student for job in jobs}
-    written = {
-        "csv": _write_atomic(folder / "gradebook.csv", _csv(results, students)),
-        "json": _write_atomic(folder / "gradebook.json", gradebook.to_json(results)),
-    }
-    rows = []
-    for job, record, result, name in zip(jobs, records, results, report_names(jobs)):
-        images = {caption: uri for caption, uri in record.get("figures", []) if uri}
-        missing = [caption for caption, uri in record.get("figures", []) if not uri]
-        fragment = render_html(result, title=f"{title}: {job.student}", images=images,
-                               footer="<br>".join(html.escape(m) for m in missing))
-        page = (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(job.student)}: "
-                f"{html.escape(title)}</title></head><body>\n{fragment}\n</body></html>\n")
-        _write_atomic(folder / "reports" / f"{name}.html", page)
-        rows.append((job.student, name, result))
-    written["index"] = _write_atomic(folder / "index.html", _index(title, rows))
-    from .reporting import pages  # the class report: class.html, class.json, class-*.csv
-    written.update(pages.write_class(folder, results, [job.student for job in jobs], title=title,
-                                     assignment=jobs[0].assignment if jobs else None,
-                                     links={student: f"reports/{name}.html" for student, name, _ in rows}))
-    return written
-
-
-def _csv(results, students: dict) -> str:
-    """One row per student (the student first), from the shared CSV writer."""
-    from .reporting import gradebook
-    return gradebook.to_csv(results, student_of=lambda label: students.get(label, label))
-
-
-def _index(title: str, rows) -> str:
-    lines = [f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
-             "<style>body{font-family:system-ui,sans-serif}td,th{padding:2px 10px;text-align:left}"
-             "tr:nth-child(even){background:#f6f8fa}</style></head><body>",
-             f"<h2>{html.escape(title)}</h2><p><a href='class.html'>Class report</a></p>",
-             "<table><tr><th>student</th><th>score</th><th>error</th></tr>"]
-    for student, name, result in rows:
-        lines.append(f"<tr><td><a href='reports/{html.escape(name)}.html'>{html.escape(student)}</a></td>"
-                     f"<td>{result.score:g} / {result.max_score:g}</td>"
-                     f"<td>{html.escape((result.error or '').splitlines()[0] if result.error else '')}</td></tr>")
-    lines.append("</table></body></html>\n")
-    return "\n".join(lines)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path

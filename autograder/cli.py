@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 def _grade(args) -> int:
     from .assignments import get_assignment
     from .grading import ReferenceMissing, reference_for
-    from .reporting import gradebook, text
+    from .reporting import gradebook, pages, text
 
     try:
         assignment = get_assignment(args.assignment)
@@ -119,7 +119,9 @@ def _grade(args) -> int:
             progress.close()
             results = batch.results_of(jobs, records)
             if args.gradebook:
-                batch.write_gradebook(args.gradebook, jobs, records, assignment.title)
+                pages.write_gradebook(args.gradebook, results, [job.student for job in jobs],
+                                      figures=[record.get("figures", []) for record in records],
+                                      title=assignment.title, assignment=assignment)
                 if args.similarity:
                     similarity_cli.after_grade(args, jobs)
     except KeyboardInterrupt as exc:

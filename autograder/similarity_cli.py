@@ -45,10 +45,10 @@ def _write(folder: Path, assignment, files, threshold, links) -> int:
 
 def after_grade(args, jobs) -> int:
     """``grade --similarity``: compare the graded bytes of ``jobs`` (batch.Job)."""
-    from . import batch
     from .assignments import get_assignment
-    names = batch.report_names(jobs)
-    links = {job.student: f"reports/{name}.html" for job, name in zip(jobs, names)}
+    from .reporting import feedback
+    students = [job.student for job in jobs]
+    links = {student: feedback.page_path(name) for student, name in zip(students, feedback.page_names(students))}
     files = [(job.student, job.data, job.suffix) for job in jobs]
     return _write(Path(args.gradebook), get_assignment(args.assignment), files, args.similarity_threshold, links)
 

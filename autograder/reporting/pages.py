@@ -1,9 +1,14 @@
-"""Writing the class pages into a gradebook folder: ``class.html``/``class.json``/``class-*.csv``
-and ``similarity.html``/``similarity.json``/``similarity.csv`` with ``similarity/*.html``.
+"""Writing a gradebook folder: every file of ``python -m autograder grade --gradebook DIR``.
 
-Every file is written atomically (a reader never sees half a page). ``class.html`` links the
-similarity page when ``similarity.json`` is there: writing the similarity report re-renders it
-from ``class.json``, so either can be written first.
+``write_gradebook``: ``gradebook.csv``/``gradebook.json`` (``gradebook``), a feedback page per
+student ``reports/<name>.html`` (``feedback``), ``index.html`` (``index_html``) and the class
+pages; ``write_class``: ``class.html``/``class.json``/``class-*.csv``; ``write_similarity``:
+``similarity.html``/``similarity.json``/``similarity.csv`` with ``similarity/*.html``. The other
+modules of ``reporting`` render (text in, text out); only this one writes.
+
+Every file is written atomically (``files.write_atomic``: a reader never sees half a page).
+``class.html`` links the similarity page when ``similarity.json`` is there: writing the
+similarity report re-renders it from ``class.json``, so either can be written first.
 """
 
 from __future__ import annotations
@@ -12,25 +17,41 @@ import csv
 import io
 import json
 import os
-import tempfile
 from pathlib import Path
 
-from . import class_html, class_report, similarity, similarity_html
+from . import class_html, class_report, feedback, gradebook, index_html, similarity, similarity_html
+from .files import write_atomic
 
 CLASS_JSON, CLASS_HTML = "class.json", "class.html"
 SIMILARITY_JSON, SIMILARITY_HTML = "similarity.json", "similarity.html"
 
 
-def write_atomic(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    mask = os.umask(0)
-    os.umask(mask)
-    os.chmod(tmp, 0o666 & ~mask)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+# ------------------------------------------------------------------------------------ gradebook
+def write_gradebook(folder: str | Path, results, students: list[str], *, figures=None, title: str = "",
+                    assignment=None) -> dict[str, Path]:
+    """gradebook.csv, gradebook.json, reports/<student>.html, index.html and the class pages.
+
+    ``results[i]`` (a ``SubmissionResult`` labelled with its file) is the work of ``students[i]``;
+    ``figures[i]``: its pictures, [(caption, data URI or "")...]; ``assignment``: an
+    ``engine.Assignment`` or its id (the class report's order of checks, points, hints).
+    """
+    folder = Path(folder)
+    (folder / feedback.FOLDER).mkdir(parents=True, exist_ok=True)
+    figures = list(figures) if figures is not None else [[] for _ in results]
+    student_of = {result.submission: student for result, student in zip(results, students)}
+    written = {
+        "csv": write_atomic(folder / "gradebook.csv",
+                            gradebook.to_csv(results, student_of=lambda label: student_of.get(label, label))),
+        "json": write_atomic(folder / "gradebook.json", gradebook.to_json(results)),
+    }
+    pages = [feedback.page_path(name) for name in feedback.page_names(students)]
+    for result, student, page, pictures in zip(results, students, pages, figures):
+        write_atomic(folder / page, feedback.render_page(result, student, title, pictures))
+    written["index"] = write_atomic(folder / "index.html",
+                                    index_html.render(title, list(zip(students, pages, results))))
+    written.update(write_class(folder, results, list(students), title=title, assignment=assignment,
+                               links=dict(zip(students, pages))))
+    return written
 
 
 # ------------------------------------------------------------------------------------ class report
