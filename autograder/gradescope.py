@@ -33,7 +33,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from . import blas
+from . import blas, extras
 
 VISIBILITY = "visible"   # Gradescope: visible, hidden, after_due_date, after_published
 
@@ -98,15 +98,12 @@ def build_zip(assignment_id: str, out_dir: str | Path) -> Path:
 
 
 def requirements(assignment_id: str) -> list[str]:
-    """The package's dependencies plus the extra named after the assignment (e.g. autograd for advi)."""
-    try:
-        from importlib.metadata import PackageNotFoundError, requires
-        reqs = requires("em-vi-course") or []
-    except PackageNotFoundError:  # pragma: no cover
-        reqs = []
-    base = [r for r in reqs if "extra ==" not in r]
-    extra = [r.split(";")[0].strip() for r in reqs if f'extra == "{assignment_id}"' in r.replace("'", '"')]
-    return (base or ["numpy>=1.24", "scipy>=1.10", "matplotlib>=3.7"]) + extra
+    """The package's requirements plus the extra named after the assignment (e.g. autograd for advi)."""
+    lines = extras.requires()
+    if lines is None:
+        raise RuntimeError(f"cannot read the requirements of {extras.DISTRIBUTION}: build the zip from the "
+                           "course checkout or with the package installed")
+    return extras.base(lines) + extras.of_extra(lines, assignment_id)
 
 
 def _files(folder: Path, skip: tuple = ()):
