@@ -38,3 +38,48 @@ def test_every_assignment_has_its_checks_and_its_source_notebook():
     assert sorted(ASSIGNMENT_IDS) == assignments_with_sources()
     for assignment_id in ASSIGNMENT_IDS:
         assert get_assignment(assignment_id).id == assignment_id
+
+
+# The layers, lowest first: a module may import the package's modules of its own layer or below,
+# and the helpers every layer shares (BASE); never a layer above (the engine never imports the
+# notebook UI, the reporting never the batch that feeds it).
+LAYERS = ["loading", "sandbox", "engine", "assignments", "reporting"]
+BASE = {"blas", "quiet", "datasets", "__init__"}
+
+
+def _imported_modules(path, package: str) -> set[str]:
+    """The first component below ``autograder`` of everything ``path`` imports from the package."""
+    import ast
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    here = package.split(".")
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = here[:len(here) - node.level + 1] if node.level else []
+            module = base + (node.module.split(".") if node.module else [])
+            names = [".".join(module + ([alias.name] if not node.module else [])) for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "autograder" and len(parts) > 1:
+                found.add(parts[1])
+    return found
+
+
+def test_the_layers_point_one_way():
+    from conftest import ROOT
+    order = {layer: i for i, layer in enumerate(LAYERS)}
+    wrong = []
+    for layer in LAYERS:
+        for path in sorted((ROOT / "autograder" / layer).rglob("*.py")):
+            rel = path.relative_to(ROOT / "autograder")
+            if rel.parts[:2] == ("sandbox", "guest"):
+                continue   # the sandbox's stand-in for the package: its imports are its own
+            package = ".".join(("autograder",) + rel.parts[:-1])
+            for target in _imported_modules(path, package) - BASE:
+                if order.get(target, len(LAYERS)) > order[layer]:
+                    wrong.append(f"{rel.as_posix()} imports autograder.{target}")
+    assert not wrong, "a lower layer imports a higher one:\n" + "\n".join(wrong)
