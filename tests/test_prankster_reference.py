@@ -428,7 +428,7 @@ def test_cache_is_reused_and_regenerated_when_corrupt(tmp_path, monkeypatch):
         raise AssertionError("generated although cached")
 
     with monkeypatch.context() as patch:
-        patch.setattr(prankster, "_generate_uint8", no_generation)
+        patch.setattr(prankster.cache, "generate_uint8", no_generation)   # where load() finds it
         np.testing.assert_array_equal(prankster.load(small=True)["X"], first)
 
     files[0].write_bytes(content[: len(content) // 2])  # truncated
