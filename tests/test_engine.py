@@ -111,3 +111,29 @@ def test_reports_never_pass_terminal_control_characters_through():
         assert not any(ch in report for ch in "\x1b\x07\r\u202e"), report
         assert "\\x1b[2J" in report
     assert "\n" in text.render_text(result) and "\t" in text.printable("a\tb")
+
+
+def test_in_process_calls_copy_the_arrays_but_pass_the_graders_callables_by_reference():
+    """A grader-side stand-in passed as an argument (an object that records its calls, or a bound
+    method) is the grader's own object inside the call, as in the sandbox, so what it records is
+    there afterwards; the arrays are still the student's own copies."""
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, x):
+            self.calls.append(x)
+            return 2 * x
+
+        def method(self, x):
+            return self(x)
+
+    ns = {}
+    exec("def use(f, g, x):\n    x[0] = 99.0\n    return f(1.0) + g(2.0)\n", ns)
+    executor = InProcessExecutor(ns)
+    executor.start()
+    recorder, data = Recorder(), np.zeros(3)
+    outcome = executor.call("use", (recorder, recorder.method, data), {}, standins={}, seed=0, timeout=10)
+    assert outcome.ok and outcome.value == 6.0
+    assert recorder.calls == [1.0, 2.0]
+    assert data[0] == 0.0 and outcome.mutated

@@ -303,3 +303,82 @@ def test_untouched_release_earns_nothing():
     result = grade_file(str(ROOT / "course" / "gmm" / "gmm.ipynb"), "gmm")
     assert result.error is None
     assert result.score == 0, [(t.function, t.name) for t in result.tests if t.passed]
+
+
+# An assertion that retries with fresh data until the parameters are recovered, instead of raising:
+# on a broken train_EM it would never return.
+_RETRIES_FOREVER = '''
+def assert_recovers_parameters(train_EM, pi, mu, sigma, n_points=2000, n_datasets=5, tol=0.15):
+    rng = np.random.default_rng(0)
+    C, d = mu.shape
+    s = np.sqrt(np.diagonal(sigma, axis1=1, axis2=2))
+    while True:
+        estimates = []
+        for _ in range(n_datasets):
+            labels = rng.choice(C, size=n_points, p=pi)
+            X = mu[labels] + np.einsum("nij,nj->ni", np.linalg.cholesky(sigma)[labels],
+                                       rng.standard_normal((n_points, d)))
+            _, est_pi, est_mu, est_sigma = train_EM(X, C)
+            order = np.argmin(((mu[:, None, :] - est_mu[None, :, :]) ** 2).sum(axis=2), axis=1)
+            estimates.append((est_pi[order], est_mu[order], est_sigma[order]))
+        mean_pi, mean_mu, mean_sigma = (np.mean(parts, axis=0) for parts in zip(*estimates))
+        if (np.max(np.abs(mean_pi - pi)) <= tol and np.max(np.abs(mean_mu - mu) / s) <= tol
+                and np.max(np.abs(mean_sigma - sigma) / (s[:, :, None] * s[:, None, :])) <= tol):
+            return
+'''
+
+# The reference's assertion, but a data set whose fit is far off is fitted again on fresh data
+# (three attempts at most): honest, bounded retries.
+_RETRIES_TWICE = _mutate(
+    "assert_recovers_parameters",
+    "        _, est_pi, est_mu, est_sigma = train_EM(X, C)\n",
+    "        for attempt in range(3):\n"
+    "            _, est_pi, est_mu, est_sigma = train_EM(X, C)\n"
+    "            s_true = np.sqrt(np.diagonal(sigma, axis1=1, axis2=2))\n"
+    "            nearest = np.argmin(((mu[:, None, :] - est_mu[None, :, :]) ** 2).sum(axis=2), axis=1)\n"
+    "            if np.max(np.abs(est_mu[nearest] - mu) / s_true) <= tol:\n"
+    "                break\n"
+    "            labels = rng.choice(C, size=n_points, p=pi)\n"
+    "            X = mu[labels] + np.einsum('nij,nj->ni', np.linalg.cholesky(sigma)[labels],\n"
+    "                                       rng.standard_normal((n_points, d)))\n")
+
+
+def _both_modes(source: str, function: str):
+    """(CLI result in the sandbox with the reference, student-side result in-process) for ``function``."""
+    with SandboxExecutor(submission_from_cells([source])) as executor:
+        graded = run_checks(ASSIGNMENT, executor, reference=REFERENCE, only=[function])
+    namespace = {}
+    exec(compile(source, "<submission>", "exec"), namespace)
+    student = run_checks(ASSIGNMENT, InProcessExecutor(namespace), reference=None, only=[function])
+    return graded, student
+
+
+def test_an_assertion_that_retries_until_recovered_is_stopped_with_its_verdict():
+    """The train_EM stand-in stops an assertion past MAX_FITS calls at once (AbortCall): every check
+    fails with the verdict that teaches a bounded number of attempts, in the sandbox and in-process,
+    long before the checks' time-outs."""
+    for result in _both_modes(SOURCE + _RETRIES_FOREVER, "assert_recovers_parameters"):
+        tests = [t for t in result.tests if t.status != "skipped"]
+        assert tests and not any(t.passed or t.timed_out for t in tests), [t.feedback for t in tests]
+        for t in tests:
+            assert f"called train_EM {dbg.MAX_FITS + 1} times without deciding" in t.feedback, t.feedback
+            assert "bounded number of attempts" in t.why and "never raises" not in t.feedback
+
+
+def test_an_assertion_with_a_few_honest_retries_keeps_full_marks():
+    """Up to three fits per data set (15 calls on a broken train_EM) stay within the budget: full marks
+    in both modes, and the retry verdict nowhere."""
+    assert 3 * dbg.N_DATASETS <= dbg.MAX_FITS
+    for result in _both_modes(_RETRIES_TWICE, "assert_recovers_parameters"):
+        tests = [t for t in result.tests if t.status != "skipped"]
+        assert tests and all(t.passed for t in tests), [t.feedback for t in tests if not t.passed]
+
+
+def test_student_side_explanations_see_the_calls_the_assertion_made():
+    """In-process the grader's train_EM stand-in is passed by reference (not deep-copied), so the
+    explanation of a missed bug is built from the calls the assertion made, as when grading."""
+    source = _mutate("assert_recovers_parameters", "assert np.max(np.abs(mean_pi - pi)) <= tol", "assert True")
+    for result in _both_modes(source, "assert_recovers_parameters"):
+        failed = [t for t in result.tests if t.name == "catches wrong weights"]
+        assert failed and not failed[0].passed
+        assert "averaged weights were off by" in failed[0].why and "never called" not in failed[0].why, failed[0].why

@@ -105,6 +105,7 @@ EXPLANATIONS = {
         "label switching": r"label switching", "before averaging": r"BEFORE averaging",
         "absolute": r"errors are absolute", "compare every": r"compare every parameter",
         "never raises": r"never raises", "nothing called": r"without calling any of the functions",
+        "retries": r"times without deciding",
     },
     "E_step_diag": {
         "loop": r"E_step_diag uses .*(loop|comprehension|generator|recursion|map\(\)|np\.vectorize|np\.frompyfunc"

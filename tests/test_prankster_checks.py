@@ -147,6 +147,45 @@ def test_student_checks_are_quick_even_for_a_loop_per_position():
         assert seconds < 1.5, f"check('{task.name}') took {seconds:.2f} s with a loop per position"
 
 
+PIXEL_LOOP = SOURCE + """
+
+def calculate_log_probability(X, F, B, s):
+    H, W, K = X.shape
+    w = F.shape[1]
+    out = np.zeros((W - w + 1, K))
+    for d in range(W - w + 1):
+        for k in range(K):
+            total = 0.0
+            for i in range(H):
+                for j in range(W):
+                    model = F[i, j - d] if d <= j < d + w else B[i, j]
+                    total += (X[i, j, k] - model) ** 2
+            out[d, k] = -0.5 * H * W * np.log(2 * np.pi * s * s) - total / (2 * s * s)
+    return out
+"""
+
+
+def test_a_loop_over_pixels_is_told_too_slow_by_its_measured_speed_not_by_a_time_out():
+    """Right values, a Python loop over every pixel: the realistic check's probes measure its speed
+    (a microsecond or so per pixel term) and stop the check with the pixel-loop verdict, in the
+    sandbox and in-process, without waiting for a time-out; the correct loop per position is fast
+    enough and never told so."""
+    from autograder.assignments.prankster.diagnosis import EXPLANATIONS
+    name = "realistic shots: 100 x 200 pixels, log-probabilities near -1e5"
+    with SandboxExecutor(submission_from_cells([PIXEL_LOOP])) as executor:
+        graded = run_checks(ASSIGNMENT, executor, reference=REFERENCE, only=["calculate_log_probability"])
+    student = run_checks(ASSIGNMENT, InProcessExecutor(_namespace(PIXEL_LOOP, "<pixel loop>")), reference=None,
+                         only=["calculate_log_probability"])
+    for result in (graded, student):
+        realistic = next(t for t in result.tests if t.name == name)
+        assert not realistic.passed and not realistic.timed_out, realistic.feedback
+        assert "too slow" in realistic.message and EXPLANATIONS["ll_pixel_loop"] in realistic.why
+        assert all(t.passed for t in result.tests if t.name != name and t.status != "skipped")
+    loops = run_checks(ASSIGNMENT, InProcessExecutor(_namespace(LOOPS, "<loops>")), reference=None,
+                       only=["calculate_log_probability"])
+    assert all(t.passed for t in loops.tests if t.status != "skipped")
+
+
 def test_feedback_teaches_the_max_trick_and_in_place_updates():
     source = _mutate("run_e_step", "joint = np.exp(log_joint - log_joint.max(axis=0, keepdims=True))",
                      "joint = np.exp(log_joint)")

@@ -176,7 +176,10 @@ class InProcessExecutor:
         if differentiate is not None:   # autograd's derivative of the student's function (see Sandbox.call)
             from autograd import elementwise_grad
             target = elementwise_grad(func, int(differentiate))
-        args, kwargs = copy.deepcopy(tuple(args)), copy.deepcopy(dict(kwargs))
+        # The arrays are the student's own copies; the grader's callables stay themselves (passed by
+        # reference, as the sandbox passes them), so a stand-in that records its calls sees them.
+        keep = _callables_memo((args, kwargs))
+        args, kwargs = copy.deepcopy(tuple(args), dict(keep)), copy.deepcopy(dict(kwargs), dict(keep))
         # A stand-in that stops the call (AbortCall) keeps stopping it, even when the student's
         # code catches BaseException: the first reason is reported.
         stops: list[AbortCall] = []
@@ -255,6 +258,21 @@ def _source_files(namespace: Mapping[str, object]) -> list[str]:
         if lines:
             texts.append("".join(lines))
     return texts
+
+
+def _callables_memo(value, memo: dict | None = None) -> dict:
+    """A ``copy.deepcopy`` memo that maps every callable in ``value`` (in lists, tuples and dicts)
+    to itself, so deep-copying ``value`` copies its data but not its functions."""
+    memo = {} if memo is None else memo
+    if callable(value) and not isinstance(value, type):
+        memo[id(value)] = value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _callables_memo(item, memo)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _callables_memo(item, memo)
+    return memo
 
 
 def _sticky(value, stops: list):

@@ -21,6 +21,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from ...sandbox import AbortCall
 from . import ASSIGNMENT, theory
 from .fixtures import sample
 
@@ -275,15 +276,23 @@ class Fitter:
     order : {"rotate", "fixed", "truth"}
         "rotate": a different order in every call; "fixed": the same (reversed) order in every
         call; "truth": the true components' order.
+    max_calls : int, optional
+        The most calls the assertion may make: one more stops it at once (``AbortCall``, with
+        ``RETRIES_WHY`` as the verdict), so an assertion that retries until the parameters are
+        recovered ends here instead of at its time-out.
     """
 
-    def __init__(self, truth, bug=None, order: str = "rotate") -> None:
+    def __init__(self, truth, bug=None, order: str = "rotate", max_calls: int | None = None) -> None:
         self.truth = tuple(np.asarray(t, dtype=float) for t in truth)
         self.bug = bug
         self.order = order
+        self.max_calls = max_calls
         self.calls: list[dict] = []
 
     def __call__(self, *args, **kwargs):
+        if self.max_calls is not None and len(self.calls) >= self.max_calls:
+            raise AbortCall(f"it called train_EM {self.max_calls + 1} times without deciding (it neither "
+                            "returned nor raised AssertionError)", verdict=RETRIES_WHY)
         a = ASSIGNMENT.task("train_EM").bind(args, kwargs)
         X = np.asarray(a["X"], dtype=float)
         C = int(a["C"])
@@ -304,6 +313,12 @@ class Fitter:
         out = tuple(np.ascontiguousarray(p[perm]) for p in fit)
         self.calls.append({"X": X, "fit": fit, "returned": out})
         return np.float64(loss), *out
+
+
+RETRIES_WHY = ("an assertion must decide in a bounded number of attempts: fit each of the n_datasets simulated "
+               "data sets once (or retry a few times at most), then return or raise AssertionError. Retrying "
+               "with fresh data until the parameters are recovered never ends on a broken train_EM, which is "
+               "exactly what the assertion is there to catch")
 
 
 def shifted_means(pi, mu, sigma, amount: float = 1.0):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import logsumexp
 
-from ...engine import Failed, expect
+from ...engine import Failed, StudentCodeFailed, expect
 from . import ASSIGNMENT, diagnosis, theory
 from .fixtures import HIDDEN_SIZES, realistic, visible, visible_inputs
 from .judging import (BOUND_RTOL, LL_RTOL, Q_ATOL, Q_RTOL, bound_value, case, check_maximises, compare_m_step,
@@ -69,12 +69,84 @@ def log_probability_definition(ctx):
                   hints=("Stay in logs and in float64: a shot's likelihood is exp(-1e5), which is 0 in floating "
                          "point, and float32 keeps only 7 digits of a number near -1e5.",))
 def log_probability_realistic(ctx):
-    shots = realistic(K=6)
-    X, F, B = shots["X"], shots["face"], shots["background"]
-    for s in (200.0, 35.0):
-        what = f"ll for 6 camera shots (100 x 200, w = 73) at the true face and background, s = {s:g}"
-        ll, right = student_ll(ctx, X, F, B, s, what)
+    shots = realistic(K=8)      # (the generated shots are cached; another check uses the same eight)
+    X, F, B = np.ascontiguousarray(shots["X"][:, :, :REALISTIC_K]), shots["face"], shots["background"]
+    speed = _probe(ctx, X, F, B)
+    for s in REALISTIC_S:
+        what = f"ll for {REALISTIC_K} camera shots (100 x 200, w = 73) at the true face and background, s = {s:g}"
+        try:
+            ll, right = student_ll(ctx, X, F, B, s, what)
+        except StudentCodeFailed:
+            if ctx.last is None or ctx.last.status != "timeout":
+                raise
+            raise _too_slow(X, F, speed, f"did not return within {ctx.check.timeout:g} s") from None
         ll_close(ll, right, what, X, F, B, s)
+
+
+# Two full-size shots at all 128 positions: 256 log-probabilities near -1e5, where exp() underflows and
+# float32 keeps 7 digits (more shots add nothing to that, only time), at a large and a small s.
+REALISTIC_K, REALISTIC_S = 2, (200.0, 35.0)
+# Before the full calls, two probes of one shot: at 2 and at 33 positions (100 x 74 and 100 x 105
+# pixels, ll near -5e4, their values checked too). Their difference is the time the work itself
+# takes, without the cost of a call (a fresh process per call in the sandbox: tens of milliseconds
+# whatever the size). Vectorised code spends a few nanoseconds per pixel term (pixel x position x
+# image), a loop over positions and images too; a Python loop over the pixels half a microsecond or
+# more on any machine, so that one E-step on the notebook's 1000 shots takes most of an hour. From
+# PIXEL_LOOP_SECONDS per term on (or when the full calls would take longer than the check waits) the
+# check stops with a "too slow" verdict, decided on the fastest of two rounds of probes (one slow
+# moment of a busy machine decides nothing; the probes' difference is 330 000 terms, so 10 ms of
+# noise is 30 ns a term).
+PROBE_POSITIONS = (2, 33)
+PROBE_ROUNDS = 2
+PIXEL_LOOP_SECONDS = 2e-7
+NOTEBOOK_TERMS = 128 * 1000 * 100 * 200     # one E-step of the notebook: 1000 shots at 128 positions
+
+
+def _work(X, F) -> int:
+    """Pixel terms added up by one call: positions x images x pixels per image."""
+    H, W, K = X.shape
+    return (W - F.shape[1] + 1) * K * H * W
+
+
+def _probe(ctx, X, F, B) -> float:
+    """Seconds per pixel term of the student's function, measured on two probes (whose values are
+    checked); stops the check (Failed) when it is too slow for shots like ``X``."""
+    w = F.shape[1]
+    probes = [(X[:, :w + n - 1, :1], B[:, :w + n - 1]) for n in PROBE_POSITIONS]
+    work = [_work(x, F) for x, _ in probes]
+    best = [np.inf, np.inf]
+    for round_ in range(PROBE_ROUNDS):
+        for i, (x, b) in enumerate(probes):
+            if round_ == 0:
+                what = (f"ll for one camera shot (100 x {x.shape[1]}, w = {w}, {PROBE_POSITIONS[i]} positions) "
+                        "at the true face and background, s = 200")
+                ll, right = student_ll(ctx, x, F, b, 200.0, what)
+                ll_close(ll, right, what, x, F, b, 200.0)
+            else:
+                ctx.run(x, F, b, 200.0)
+            best[i] = min(best[i], ctx.last.seconds)
+        speed = max(best[1] - best[0], 0.0) / (work[1] - work[0])
+        estimate = len(REALISTIC_S) * (best[0] + speed * (_work(X, F) - work[0]))
+        if speed < PIXEL_LOOP_SECONDS and estimate <= ctx.check.timeout:
+            return speed
+    verdict = f"would take about {estimate:.0f} s"
+    if estimate > ctx.check.timeout:
+        verdict += f", more than the {ctx.check.timeout:g} s this check waits"
+    raise _too_slow(X, F, speed, verdict)
+
+
+def _too_slow(X, F, speed: float, verdict: str) -> Failed:
+    """The verdict on a function too slow for realistic shots, explained only by its measured speed."""
+    H, W, K = X.shape
+    w = F.shape[1]
+    message = (f"calculate_log_probability is too slow for camera shots of the notebook's size: on {K} shots "
+               f"({H} x {W}, w = {w}, {W - w + 1} positions) it {verdict}; measured on one shot, it spends "
+               f"{speed * 1e6:.2g} microseconds per pixel, position and image, so one E-step on the notebook's "
+               f"1000 shots would take about {speed * NOTEBOOK_TERMS / 60:.0f} minutes")
+    why = diagnosis.explain("ll_pixel_loop") if speed >= PIXEL_LOOP_SECONDS else (
+        "compute with whole-array numpy operations: a Python loop over the positions and the images is fine, "
+        "one over rows or pixels is not")
+    return Failed(message, why=why)
 
 
 @ASSIGNMENT.check("calculate_log_probability", "hidden random inputs match the reference", 3, needs_reference=True)

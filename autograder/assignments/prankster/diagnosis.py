@@ -34,6 +34,10 @@ EXPLANATIONS = {
                             "(np.asarray(X, dtype=float))"),
     "ll_log_of_exp": ("-inf where the log-likelihood is below -745: the log of a density that exp() has already "
                       "underflowed to 0; take the log of the formula instead (a sum of squares over 2 s^2)"),
+    "ll_pixel_loop": ("that is the speed of a Python loop over the pixels (numpy takes a few nanoseconds per pixel): "
+                      "vectorise over the pixels; e.g. for each position d the sum over i, j of "
+                      "(X[i, j, k] - model_d[i, j])^2 for every image at once, "
+                      "((X - model_d[:, :, None]) ** 2).sum(axis=(0, 1))"),
     "in_place_integer": ("numpy cannot store floats in an integer array: an update in place (X /= s, X -= B, ...) of "
                          "an input. The fixtures are integer arrays on purpose: work on new arrays (X = X / s), "
                          "never on the caller's"),
