@@ -123,36 +123,40 @@ _fingerprints: dict[str, str] = {}
 
 
 def fingerprint(assignment_id: str) -> str:
-    """A hash of everything that decides a grade: the grader's code, the assignment's checks and
-    data, and the reference module. A stored result is reused only under the same fingerprint."""
+    """A hash of everything that decides a grade: the grader's code (every assignment's checks),
+    the data and the reference modules. A stored result is reused only under the same fingerprint."""
     if assignment_id in _fingerprints:
         return _fingerprints[assignment_id]
-    package = Path(__file__).resolve().parent
     digest = hashlib.sha256(f"autograder {__version__}\n".encode())
-    files = []
-    for sub in ("", "engine", "sandbox", "loading", "reporting", f"assignments/{assignment_id}"):
-        folder = package / sub
-        pattern = "*" if sub else "*.py"
-        files += [p for p in sorted(folder.glob(pattern)) if p.is_file() and p.suffix in (".py", ".npz")]
-    files.append(package / "assignments" / "__init__.py")
-    try:
-        from . import datasets
-        data_dir = Path(datasets.__file__).resolve().parent
-        files += sorted(p for p in data_dir.glob(f"{assignment_id}*") if p.is_file())
-        files += sorted(p for p in (data_dir / assignment_id).glob("*") if p.is_file())
-    except ImportError:  # pragma: no cover
-        pass
-    from .grading import ReferenceMissing, reference_for
-    try:
-        reference = reference_for(assignment_id)
-        files.append(Path(reference.__file__))
-    except ReferenceMissing:
-        pass
-    for path in files:
-        digest.update(f"{path.name}\n".encode())
+    for name, path in graded_files():
+        digest.update(f"{name}\n".encode())
         digest.update(path.read_bytes())
     _fingerprints[assignment_id] = digest.hexdigest()[:20]
     return _fingerprints[assignment_id]
+
+
+def graded_files() -> list[tuple[str, Path]]:
+    """(name, path) of every file the fingerprint hashes, sorted; names are relative to their root
+    (``autograder/...``, ``datasets/...``, ``solutions/...``): the same grader in another checkout
+    has the same fingerprint."""
+    # Everything, not a list of folders: an assignment may reuse another's checks, data or
+    # reference (hard_em uses prankster's), and a missed folder would keep a stale grade.
+    package = Path(__file__).resolve().parent
+    shipped = (".py", ".npz", ".json", ".csv", ".txt")   # (never caches written at run time)
+    files = [("autograder", package, p) for p in package.rglob("*") if p.suffix in shipped]
+    try:
+        from . import datasets
+        data_dir = Path(datasets.__file__).resolve().parent
+        if data_dir != package / "datasets":
+            files += [("datasets", data_dir, p) for p in data_dir.rglob("*") if p.suffix in shipped]
+    except ImportError:  # pragma: no cover
+        pass
+    from .engine.reference import course_root
+    course = course_root()   # (the references' files, read without importing them)
+    if course is not None:
+        files += [("solutions", course / "solutions", p) for p in (course / "solutions").rglob("*.py")]
+    return sorted({(f"{label}/{p.relative_to(root).as_posix()}", p) for label, root, p in files
+                   if p.is_file() and "__pycache__" not in p.parts})
 
 
 def make_jobs(entries: list[Entry], assignment_id: str, *, only=None, figures: bool = False,

@@ -24,3 +24,14 @@ GRADER_SIDE_STALL = "while True:\n    train_EM(np.random.randn(20000, mu.shape[1
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+def remove_planted(folder: str) -> None:
+    """Remove a folder a test planted on the host, and its parents as far as they are empty
+    (``/srv/nbgrader/exchange/course-<pid>``: another test may hold a course of its own there)."""
+    import shutil
+    shutil.rmtree(folder, ignore_errors=True)
+    try:
+        os.removedirs(os.path.dirname(folder))
+    except OSError:
+        pass

