@@ -305,8 +305,11 @@ def test_other_courses_exchanges_and_gradebooks_do_not_exist(namespaces):
         subprocess.run(["rm", "-rf", "/srv/nbgrader", *made[1:]])
 
 
-def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch):
-    """A non-editable install puts autograder/ and solutions/ in site-packages: both covered."""
+@pytest.mark.parametrize("memory_copy", [True, False], ids=["served-from-memory", "on-disk"])
+def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch, memory_copy):
+    """A non-editable install puts autograder/ and solutions/ in site-packages: covered on disk,
+    absent from the copy served from memory (which holds only the student distributions: a
+    package without one is left out too)."""
     site = tmp_path / "site-packages"
     for rel, text in (("autograder/__init__.py", ""), ("autograder/assignments/gmm/theory.py", "ANSWER = 1"),
                       ("solutions/gmm/__init__.py", "ANSWER = 1"), ("solutions.py", "ANSWER = 1"),
@@ -324,32 +327,44 @@ def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch):
 import os
 def probe():
     site = {str(site)!r}
-    out = {{"listing": sorted(os.listdir(site))}}
+    out = {{"listing": sorted(os.listdir(site)) if os.path.isdir(site) else None}}
     for rel in ("autograder", "solutions", "em_vi_course-0.1.0.dist-info"):
-        out[rel] = sorted(os.listdir(os.path.join(site, rel)))
+        try:
+            out[rel] = sorted(os.listdir(os.path.join(site, rel)))
+        except FileNotFoundError:
+            out[rel] = "absent"
     for rel in ("solutions.py", "__editable___em_vi_course_finder.py"):
-        out[rel] = open(os.path.join(site, rel)).read()
+        try:
+            out[rel] = open(os.path.join(site, rel)).read()
+        except FileNotFoundError:
+            out[rel] = "absent"
     results = {{}}
-    for name in ("solutions", "solutions.gmm", "autograder.assignments", "autograder.assignments.gmm.theory"):
+    for name in ("solutions", "solutions.gmm", "autograder.assignments", "autograder.assignments.gmm.theory",
+                 "harmless"):
         try:
             __import__(name)
             results[name] = "imported"
         except ImportError as exc:
             results[name] = type(exc).__name__
-    import harmless
     out["imports"] = results
-    out["harmless"] = harmless.OK
     return out
 '''
-    with Sandbox(submission_from_cells([code])) as sandbox:
+    with Sandbox(submission_from_cells([code]), policy=IsolationPolicy(memory_copy=memory_copy)) as sandbox:
         sandbox.start()
         if "allowlist filesystem" not in " ".join(sandbox.isolation["held"]):
             pytest.skip("no namespaces on this machine")
         value = sandbox.call("probe").value
-    assert value["autograder"] == value["solutions"] == value["em_vi_course-0.1.0.dist-info"] == []
-    assert value["solutions.py"] == value["__editable___em_vi_course_finder.py"] == ""
-    assert set(value["imports"].values()) == {"ModuleNotFoundError"}, value["imports"]
-    assert value["harmless"] == 1
+    grader = {"solutions", "solutions.gmm", "autograder.assignments", "autograder.assignments.gmm.theory"}
+    assert {value["imports"][n] for n in grader} == {"ModuleNotFoundError"}, value["imports"]
+    if memory_copy:
+        assert value["listing"] == []
+        assert {value[rel] for rel in ("autograder", "solutions", "em_vi_course-0.1.0.dist-info", "solutions.py",
+                                       "__editable___em_vi_course_finder.py")} == {"absent"}
+        assert value["imports"]["harmless"] == "ModuleNotFoundError"
+    else:
+        assert value["autograder"] == value["solutions"] == value["em_vi_course-0.1.0.dist-info"] == []
+        assert value["solutions.py"] == value["__editable___em_vi_course_finder.py"] == ""
+        assert value["imports"]["harmless"] == "imported"
 
 
 # ------------------------------------------------------------------------------------ processes
