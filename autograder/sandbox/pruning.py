@@ -80,8 +80,8 @@ def _requires(info: str) -> list[str]:
     try:
         with open(os.path.join(info, "METADATA"), encoding="utf-8", errors="replace") as f:
             for line in f:
-                if not line.strip():
-                    break   # (the headers end at the first empty line)
+                if line in ("\n", "\r\n"):
+                    break   # (the headers end at the first empty line; a blank continuation line is indented)
                 if line.startswith("Requires-Dist:"):
                     out.append(line[len("Requires-Dist:"):].strip())
     except OSError:
