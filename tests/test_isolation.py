@@ -742,6 +742,34 @@ def test_copies_are_made_once_atomically_reused_and_cleaned(tmp_path, monkeypatc
         subprocess.run(["rm", "-rf", root])
 
 
+def test_the_index_names_the_copies_until_the_folders_change(tmp_path, monkeypatch):
+    """A grader process finds its copies by a cheap fingerprint of the folders (not 16,000 stats);
+    a new entry changes the fingerprint, and a removed copy is never named."""
+    from autograder.sandbox import resident
+    root = f"/dev/shm/autograder-test-index-{os.getpid()}"
+    os.makedirs(root)
+    monkeypatch.setenv("AUTOGRADER_SANDBOX_SHM", root)
+    monkeypatch.setattr(resident, "_held", {})
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("A = 1\n")
+    try:
+        mark = resident.fingerprint([(str(tmp_path), 2)])
+        assert resident.recall(mark) is None
+        sources, reason = resident.serve([resident.select(str(tmp_path), lambda path, is_dir: True)])
+        assert reason is None
+        resident.remember(mark, sources)
+        assert resident.recall(mark) == sources
+        assert resident.fingerprint([(str(tmp_path), 2)]) == mark
+        (tmp_path / "pkg" / "b.py").write_text("B = 1\n")
+        assert resident.fingerprint([(str(tmp_path), 2)]) != mark
+        subprocess.run(["rm", "-rf", os.path.dirname(sources[str(tmp_path)])])
+        assert resident.recall(mark) is None
+    finally:
+        for fd in resident._held.values():
+            os.close(fd)
+        subprocess.run(["rm", "-rf", root])
+
+
 def test_without_a_tmpfs_the_report_says_the_page_cache_is_shared(tmp_path, monkeypatch, namespaces):
     from autograder.sandbox.filesystem import is_tmpfs
     if is_tmpfs(str(tmp_path)):

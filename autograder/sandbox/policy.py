@@ -171,9 +171,16 @@ def _serve_from_memory(view: dict, interpreter: str | None) -> None:
     from . import pruning, resident
     hidden = {os.path.realpath(p) for p, _ in view["hide"]}
     sites = [e for e in view["sys_path"] if os.path.basename(e) in ("site-packages", "dist-packages")]
-    keep = pruning.python_keeper(sites, pruning.student_top_levels(sites), hidden, sysconfig.get_path("stdlib"))
     system = [p for p, k in view["binds"] if k == "dir" and any(_is_under(p, r) for r in _SYSTEM_LIB_ROOTS)
               and not any(_is_under(p, r) for r in _installation_roots())]
+    mark = resident.fingerprint([(p, 0 if p in system else 2) for p, _ in view["binds"]]
+                                + [(os.path.realpath(s), 1) for s in sites] + [(str(SANDBOX_DIR), -1)],
+                                extra=repr((sorted(hidden), interpreter, pruning.STUDENT_DISTRIBUTIONS)))
+    known = resident.recall(mark) if os.path.isdir(resident.shm_root()) else None
+    if known is not None and set(known) == {p for p, _ in view["binds"]} | {str(SANDBOX_DIR)}:
+        _use_copies(view, known, None)
+        return
+    keep = pruning.python_keeper(sites, pruning.student_top_levels(sites), hidden, sysconfig.get_path("stdlib"))
     entries = [resident.select(p, keep) for p, _ in view["binds"] if p not in system]
     entries.append(resident.select(str(SANDBOX_DIR), lambda path, is_dir: True))
     elves = [os.path.join(e.path, rel) if rel else e.path for e in entries for rel, st in e.files.items()
@@ -182,6 +189,12 @@ def _serve_from_memory(view: dict, interpreter: str | None) -> None:
     closure = pruning.library_closure(elves, system, [os.path.realpath(interpreter)] if interpreter else [])
     entries += [resident.select(p, lambda path, is_dir, c=closure: path in c) for p in system]
     sources, reason = resident.serve(entries)
+    if reason is None:
+        resident.remember(mark, sources)
+    _use_copies(view, sources, reason)
+
+
+def _use_copies(view: dict, sources: dict, reason: str | None) -> None:
     view["resident"] = reason
     if reason is None:
         view["sources"] = sources
