@@ -711,8 +711,8 @@ def test_copies_are_made_once_atomically_reused_and_cleaned(tmp_path, monkeypatc
             answers = pool.map(_serve_in_child, [(entry, root)] * 4)
         assert len({json.dumps(a, sort_keys=True) for a in answers}) == 1 and answers[0][1] is None, answers
         copy = answers[0][0][str(source)]
-        assert sorted(os.listdir(root)) == sorted([os.path.basename(os.path.dirname(copy)),
-                                                   os.path.basename(os.path.dirname(copy)) + ".lock"])
+        name = os.path.basename(os.path.dirname(copy))
+        assert sorted(os.listdir(root)) == [name, name + ".build", name + ".lock"]   # one copy, nothing half-made
         assert (Path(copy) / "pkg" / "sub" / "b.py").read_text() == "B = 2\n"
         assert os.readlink(Path(copy) / "pkg" / "link.py") == "a.py"
         sparse = os.stat(Path(copy) / "pkg" / "sparse.bin")
@@ -733,6 +733,7 @@ def test_copies_are_made_once_atomically_reused_and_cleaned(tmp_path, monkeypatc
         os.close(holder)
         assert resident.clean(root, keep=set()) == [old_key]
         assert not os.path.exists(os.path.dirname(copy)) and not os.path.exists(lock)
+        assert not os.path.exists(os.path.dirname(copy) + ".build")
         assert os.path.isdir(changed)   # held by this process: kept, however old
         os.utime(os.path.join(root, os.path.basename(os.path.dirname(changed)) + ".lock"), (0, 0))
         assert resident.clean(root, keep=set()) == [] and os.path.isdir(changed)

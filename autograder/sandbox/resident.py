@@ -192,6 +192,19 @@ def _copy(root: str, entry: Entry, key: str) -> str:
     data = os.path.join(final, "data")
     if os.path.lexists(data):
         return data
+    # One builder at a time per key (the others wait, then use its copy): an exclusive lock on
+    # a file of its own (the lock file is held shared by every user of the copy).
+    builder = os.open(os.path.join(root, PREFIX + key + ".build"), os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(builder, fcntl.LOCK_EX)
+        if os.path.lexists(data):
+            return data
+        return _build(root, entry, key, final, data)
+    finally:
+        os.close(builder)
+
+
+def _build(root: str, entry: Entry, key: str, final: str, data: str) -> str:
     need = entry.size()
     room = os.statvfs(root)
     if room.f_bavail * room.f_frsize < 2 * need + (64 << 20):
@@ -298,7 +311,8 @@ def clean(root: str, keep: set, max_age: float = STALE_SECONDS) -> list[str]:
             if now - os.fstat(fd).st_mtime < max_age:
                 continue
             for other in names:
-                if other == PREFIX + key or other.startswith(PREFIX + key + ".part-"):
+                if other == PREFIX + key or other.startswith(PREFIX + key + ".part-") \
+                        or other == PREFIX + key + ".build":
                     trash = os.path.join(root, f".{other}.trash-{os.getpid()}")
                     try:
                         os.rename(os.path.join(root, other), trash)
