@@ -11,12 +11,15 @@ filter (``seccomp``) denies what could move them out (``fadvise64``, ``readahead
 ``MADV_PAGEOUT``/``MADV_COLD``...) or probe them (``mincore``, ``cachestat``, ``preadv2``).
 
 How: ``serve(entries)`` copies each entry (a folder or a file of the allowlist, with what the
-child does not need pruned by ``policy``) to ``<shm>/autograder-allowlist-<key>/data``, where
+child does not need pruned: ``pruning``, chosen in ``policy``) to ``<shm>/autograder-allowlist-<key>/data``, where
 ``<shm>`` is ``/dev/shm`` (``AUTOGRADER_SANDBOX_SHM`` for another tmpfs) and ``key`` a hash of
 the entry's path and of every kept file's path, size, mode and mtime: a changed virtualenv gets
 a new copy, an unchanged one is reused by every grader process of the machine (pytest-xdist
-workers, batch pool workers, other checkouts of the same interpreter). A copy is built under a
-temporary name and renamed into place, so concurrent graders never see half of one. Every grader
+workers, batch pool workers, other checkouts of the same interpreter). A copy is built by one
+grader at a time (an exclusive lock on ``<key>.build``; the others wait and reuse it) under a
+temporary name and renamed into place, so no grader ever sees half of one. An index (``recall``,
+``remember``) names the copies of a cheap fingerprint of the folders, so that later grader
+processes skip the selection. Every grader
 process that may use a copy holds a shared ``flock`` on ``<key>.lock`` for its lifetime; whoever
 builds a copy first removes the copies nobody holds that were last used more than
 ``STALE_SECONDS`` ago (any unused copy when ``/dev/shm`` is short of room). Nothing host-wide is
