@@ -161,13 +161,14 @@ def _compute(policy: IsolationPolicy, copy: bool) -> dict:
         "resident": "not used without namespaces" if policy.memory_copy else "turned off",
     }
     if copy:
-        _serve_from_memory(view, interpreter)
+        _serve_from_memory(view, interpreter, {os.path.realpath(os.path.abspath(str(e))) for e in policy.extra_readonly})
     return view
 
 
-def _serve_from_memory(view: dict, interpreter: str | None) -> None:
+def _serve_from_memory(view: dict, interpreter: str | None, extras: set) -> None:
     """Point the binds (and the runtime folder) at a pruned copy in a tmpfs (``resident``,
-    ``pruning``); ``view["resident"]`` is None when that worked, else why not."""
+    ``pruning``; ``extras``, the policy's own folders, are copied whole); ``view["resident"]`` is
+    None when that worked, else why not."""
     from . import pruning, resident
     hidden = {os.path.realpath(p) for p, _ in view["hide"]}
     sites = [e for e in view["sys_path"] if os.path.basename(e) in ("site-packages", "dist-packages")]
@@ -175,13 +176,15 @@ def _serve_from_memory(view: dict, interpreter: str | None) -> None:
               and not any(_is_under(p, r) for r in _installation_roots())]
     mark = resident.fingerprint([(p, 0 if p in system else 2) for p, _ in view["binds"]]
                                 + [(os.path.realpath(s), 1) for s in sites] + [(str(SANDBOX_DIR), -1)],
-                                extra=repr((sorted(hidden), interpreter, pruning.STUDENT_DISTRIBUTIONS)))
+                                extra=repr((sorted(hidden), interpreter, sorted(extras),
+                                            pruning.STUDENT_DISTRIBUTIONS)))
     known = resident.recall(mark) if os.path.isdir(resident.shm_root()) else None
     if known is not None and set(known) == {p for p, _ in view["binds"]} | {str(SANDBOX_DIR)}:
         _use_copies(view, known, None)
         return
     keep = pruning.python_keeper(sites, pruning.student_top_levels(sites), hidden, sysconfig.get_path("stdlib"))
-    entries = [resident.select(p, keep) for p, _ in view["binds"] if p not in system]
+    whole = lambda path, is_dir: path not in hidden  # noqa: E731
+    entries = [resident.select(p, whole if p in extras else keep) for p, _ in view["binds"] if p not in system]
     entries.append(resident.select(str(SANDBOX_DIR), lambda path, is_dir: True))
     elves = [os.path.join(e.path, rel) if rel else e.path for e in entries for rel, st in e.files.items()
              if stat.S_ISREG(st.st_mode) and (pruning.is_shared_object(os.path.basename(rel or e.path))
