@@ -248,6 +248,17 @@ def test_proc_is_private_and_read_only(namespaces):
             "Read-only" in outcome.message or "Permission" in outcome.message), (path, outcome)
 
 
+def test_host_wide_proc_files_are_masked(namespaces):
+    """Every physical page's flags (/proc/kpageflags: which pages of the allowlist were read
+    lately, readable by a capability-less uid 0), every task's scheduling and timers: empty."""
+    from autograder.sandbox.filesystem import PROC_MASKED
+    present = [name for name in PROC_MASKED if os.path.exists(f"/proc/{name}")]
+    assert "kpageflags" in present
+    for name in present:
+        outcome = namespaces.call("read", (f"/proc/{name}",))
+        assert outcome.ok and outcome.value == "", (name, outcome)
+
+
 def test_host_settings_do_not_change(namespaces):
     def host():
         with open("/proc/sys/kernel/pid_max") as f:

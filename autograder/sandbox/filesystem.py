@@ -47,6 +47,8 @@ _ST_TO_MS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 STAGING = "/tmp"
 TMPFS_MAGIC = 0x01021994
+PROC_MASKED = ("kpageflags", "kpagecount", "kpagecgroup", "kcore", "sched_debug", "timer_list", "keys",
+               "key-users", "latency_stats")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 
 
@@ -128,6 +130,8 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
                 report.held.append("private read-only /proc")
             else:  # never go on silently with a writable /proc
                 report.missing.append("read-only /proc (the proc mount is writable)")
+            if not from_host:   # (not the zygote's: a user namespace refuses a new /proc next to a masked one)
+                _mask_proc(new, report)
     finally:
         for fd, _ in sources.values():
             os.close(fd)
@@ -158,6 +162,25 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     else:
         report.held.append(f"allowlist filesystem ({len(layout['binds'])} read-only folders and files, "
                            f"/dev with {len(layout['devices'])} nodes, private {int(layout.get('tmp_mb', 64))} MB /tmp)")
+
+
+def _mask_proc(new: str, report) -> None:
+    """The host-wide files of /proc that a call has no use for and could read state of other calls
+    in (the flags of every physical page: which pages were read lately; every CPU's timers, every
+    task's scheduling, the kernel's memory, keys): an empty read-only file on top of each."""
+    empty = new + "/.empty-proc"
+    with open(empty, "w"):
+        pass
+    try:
+        for name in PROC_MASKED:
+            target = f"{new}/proc/{name}"
+            if os.path.exists(target):
+                mount(empty, target, None, MS_BIND)
+                mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        report.missing.append(f"masking /proc's host-wide files ({exc})")
+    finally:
+        os.unlink(empty)   # (the mounts keep the inode)
 
 
 def _report_residence(new: str, layout: dict, report) -> None:
