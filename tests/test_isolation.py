@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import statistics
 import subprocess
@@ -21,6 +22,7 @@ from pathlib import Path
 import textwrap
 import time
 
+import numpy as np
 import pytest
 
 from autograder.engine.reference import course_root
@@ -247,6 +249,17 @@ def test_proc_is_private_and_read_only(namespaces):
             "Read-only" in outcome.message or "Permission" in outcome.message), (path, outcome)
 
 
+def test_host_wide_proc_files_are_masked(namespaces):
+    """Every physical page's flags (/proc/kpageflags: which pages of the allowlist were read
+    lately, readable by a capability-less uid 0), every task's scheduling and timers: empty."""
+    from autograder.sandbox.filesystem import PROC_MASKED
+    present = [name for name in PROC_MASKED if os.path.exists(f"/proc/{name}")]
+    assert "kpageflags" in present
+    for name in present:
+        outcome = namespaces.call("read", (f"/proc/{name}",))
+        assert outcome.ok and outcome.value == "", (name, outcome)
+
+
 def test_host_settings_do_not_change(namespaces):
     def host():
         with open("/proc/sys/kernel/pid_max") as f:
@@ -308,8 +321,11 @@ def test_other_courses_exchanges_and_gradebooks_do_not_exist(namespaces):
         subprocess.run(["rm", "-rf", *made[1:]])
 
 
-def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch):
-    """A non-editable install puts autograder/ and solutions/ in site-packages: both covered."""
+@pytest.mark.parametrize("memory_copy", [True, False], ids=["served-from-memory", "on-disk"])
+def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch, memory_copy):
+    """A non-editable install puts autograder/ and solutions/ in site-packages: covered on disk,
+    absent from the copy served from memory (which holds only the student distributions: a
+    package without one is left out too)."""
     site = tmp_path / "site-packages"
     for rel, text in (("autograder/__init__.py", ""), ("autograder/assignments/gmm/theory.py", "ANSWER = 1"),
                       ("solutions/gmm/__init__.py", "ANSWER = 1"), ("solutions.py", "ANSWER = 1"),
@@ -327,32 +343,44 @@ def test_an_installed_copy_of_the_grader_is_hidden(tmp_path, monkeypatch):
 import os
 def probe():
     site = {str(site)!r}
-    out = {{"listing": sorted(os.listdir(site))}}
+    out = {{"listing": sorted(os.listdir(site)) if os.path.isdir(site) else None}}
     for rel in ("autograder", "solutions", "em_vi_course-0.1.0.dist-info"):
-        out[rel] = sorted(os.listdir(os.path.join(site, rel)))
+        try:
+            out[rel] = sorted(os.listdir(os.path.join(site, rel)))
+        except FileNotFoundError:
+            out[rel] = "absent"
     for rel in ("solutions.py", "__editable___em_vi_course_finder.py"):
-        out[rel] = open(os.path.join(site, rel)).read()
+        try:
+            out[rel] = open(os.path.join(site, rel)).read()
+        except FileNotFoundError:
+            out[rel] = "absent"
     results = {{}}
-    for name in ("solutions", "solutions.gmm", "autograder.assignments", "autograder.assignments.gmm.theory"):
+    for name in ("solutions", "solutions.gmm", "autograder.assignments", "autograder.assignments.gmm.theory",
+                 "harmless"):
         try:
             __import__(name)
             results[name] = "imported"
         except ImportError as exc:
             results[name] = type(exc).__name__
-    import harmless
     out["imports"] = results
-    out["harmless"] = harmless.OK
     return out
 '''
-    with Sandbox(submission_from_cells([code])) as sandbox:
+    with Sandbox(submission_from_cells([code]), policy=IsolationPolicy(memory_copy=memory_copy)) as sandbox:
         sandbox.start()
         if "allowlist filesystem" not in " ".join(sandbox.isolation["held"]):
             pytest.skip("no namespaces on this machine")
         value = sandbox.call("probe").value
-    assert value["autograder"] == value["solutions"] == value["em_vi_course-0.1.0.dist-info"] == []
-    assert value["solutions.py"] == value["__editable___em_vi_course_finder.py"] == ""
-    assert set(value["imports"].values()) == {"ModuleNotFoundError"}, value["imports"]
-    assert value["harmless"] == 1
+    grader = {"solutions", "solutions.gmm", "autograder.assignments", "autograder.assignments.gmm.theory"}
+    assert {value["imports"][n] for n in grader} == {"ModuleNotFoundError"}, value["imports"]
+    if memory_copy:
+        assert value["listing"] == []
+        assert {value[rel] for rel in ("autograder", "solutions", "em_vi_course-0.1.0.dist-info", "solutions.py",
+                                       "__editable___em_vi_course_finder.py")} == {"absent"}
+        assert value["imports"]["harmless"] == "ModuleNotFoundError"
+    else:
+        assert value["autograder"] == value["solutions"] == value["em_vi_course-0.1.0.dist-info"] == []
+        assert value["solutions.py"] == value["__editable___em_vi_course_finder.py"] == ""
+        assert value["imports"]["harmless"] == "imported"
 
 
 # ------------------------------------------------------------------------------------ processes
@@ -483,6 +511,291 @@ def test_the_system_call_filter(namespaces):
         assert value[name] == "EPERM", (name, value)
     assert value["statx"] == "ENOSYS" and value["vsock"] == "EAFNOSUPPORT"
     assert value["thread"] == "allowed" and value["subprocess"] == "42" and value["stat"] is True
+
+
+# ------------------------------------------------------------------------------------ the page cache
+PAGE_CACHE = r'''
+import ctypes, errno, mmap, os, resource
+
+def _errno(fn):
+    try:
+        fn()
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno, str(exc.errno))
+    return "allowed"
+
+def rare_file():
+    """The largest module of scipy's folder that nothing imports by itself (test suites are not
+    in the copy at all)."""
+    import scipy
+    found = []
+    for folder, dirs, files in os.walk(os.path.dirname(scipy.__file__)):
+        dirs.sort()
+        found.extend((os.path.getsize(os.path.join(folder, f)), os.path.join(folder, f)) for f in files
+                     if f.endswith(".py"))
+    return max(found)[1]
+
+def probes():
+    """Every way to move or read the page cache of a file a call can read."""
+    path = rare_file()
+    fd = os.open(path, os.O_RDONLY)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    result = lambda value: "allowed" if value >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+    out = {"preadv2 RWF_NOWAIT": _errno(lambda: os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)),
+           "preadv": _errno(lambda: os.preadv(fd, [bytearray(1)], 0)),
+           "fadvise DONTNEED": _errno(lambda: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)),
+           "readahead": result(libc.readahead(fd, ctypes.c_long(0), ctypes.c_size_t(4096))),
+           "cachestat": result(libc.syscall(451, fd, 0, 0, 0)),
+           "process_madvise": result(libc.syscall(440, -1, 0, 0, 21, 0))}
+    mapped = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    for name, advice in (("MADV_WILLNEED", 3), ("MADV_REMOVE", 9), ("MADV_COLD", 20), ("MADV_PAGEOUT", 21),
+                         ("MADV_DONTNEED", 4)):
+        out[name] = _errno(lambda: mapped.madvise(advice))
+    page = ctypes.c_void_p(ctypes.addressof(ctypes.c_char.from_buffer(bytearray(3 * 4096))) + 4095 & ~4095)
+    out["mincore"] = result(libc.mincore(page, ctypes.c_size_t(4096), ctypes.create_string_buffer(1)))
+    mapped.close()
+    os.close(fd)
+    return out
+
+def residency():
+    """What a call can learn about a rarely read file's pages without changing them, and after."""
+    path = rare_file()
+    before = os.stat(path)
+    fd = os.open(path, os.O_RDONLY)
+    mapped = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    address = ctypes.addressof(ctypes.c_char.from_buffer_copy(b"x")) and None
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+    mapped[len(mapped) // 2]   # one page: fault-around maps its cached neighbours
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_majflt - faults
+    rss = None
+    with open("/proc/self/smaps") as f:
+        lines = f.read().splitlines()
+    for i, line in enumerate(lines):
+        if line.endswith(" " + path):
+            rss = next(l.split()[1] for l in lines[i + 1:] if l.startswith("Rss:"))
+    mapped.close()
+    os.close(fd)
+    with open(path, "rb") as f:
+        f.read()
+    after = os.stat(path)
+    with open("/proc/self/mountinfo") as f:
+        types = sorted({line.split(" - ")[1].split()[0] for line in f})
+    return {"major faults": faults, "rss kB": rss, "atime unchanged": before.st_atime_ns == after.st_atime_ns,
+            "every byte allocated": before.st_blocks * 512 >= before.st_size, "filesystems": types}
+
+def evict():
+    """Everything a call might try to push a file out of memory (all refused or without effect)."""
+    import gc
+    path = rare_file()
+    fd = os.open(path, os.O_RDONLY)
+    for call in (lambda: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED),
+                 lambda: os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_NOREUSE)):
+        _errno(call)
+    mapped = mmap.mmap(fd, 0, prot=mmap.PROT_READ)
+    for advice in (21, 20, 4, 9):
+        _errno(lambda: mapped.madvise(advice))
+    mapped.close()
+    os.close(fd)
+    return "tried"
+
+def imports():
+    import importlib.util
+    return {name: importlib.util.find_spec(name) is not None
+            for name in ("numpy", "scipy", "matplotlib", "autograd", "tqdm", "IPython", "ipywidgets",
+                         "threadpoolctl", "sklearn", "nbgrader", "jupyterlab", "selenium", "dask", "pytest",
+                         "numpy.tests", "test", "idlelib")}
+
+def works():
+    """The student packages work from the copy: plotting (fonts), scipy, autograd."""
+    import io
+    import autograd
+    import autograd.numpy as anp
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy.special import logsumexp
+    from scipy.stats import multivariate_normal
+    figure, axes = plt.subplots()
+    axes.plot([0, 1], [1, 0], label="a line")
+    axes.set_title("text needs fonts")
+    axes.legend()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    grad = autograd.grad(lambda x: anp.sum(anp.exp(x)))(anp.zeros(2))
+    return [len(buffer.getvalue()) > 1000, float(logsumexp([0.0, 0.0])),
+            float(multivariate_normal(mean=[0, 0]).pdf([0, 0])), grad.tolist()]
+'''
+
+
+@pytest.fixture(scope="module")
+def resident_box(namespaces):
+    with Sandbox(submission_from_cells([PAGE_CACHE]), Limits(call_seconds=60)) as sandbox:
+        sandbox.start()
+        if "allowlist served from memory" not in " ".join(sandbox.isolation["held"]):
+            pytest.fail("the allowlist is not served from memory: " + "; ".join(sandbox.isolation["missing"]))
+        yield sandbox
+
+
+def test_the_allowlist_is_served_from_memory(resident_box):
+    from autograder.sandbox import resident
+    view = sandbox_policy.layout(IsolationPolicy())
+    assert view["resident"] is None and set(view["sources"]) == {p for p, _ in view["binds"]} | {
+        h for _, h, k in sandbox_policy.runtime_entries() if k == "dir"}
+    assert all(c.startswith(os.path.join(resident.shm_root(), resident.PREFIX)) for c in view["sources"].values())
+    value = resident_box.call("residency").value
+    assert value["filesystems"] == ["proc", "tmpfs"], value   # nothing of the host's disks
+    assert value["every byte allocated"] and value["atime unchanged"], value
+    assert value["major faults"] == 0, value
+
+
+def test_page_cache_probes_are_denied(resident_box):
+    value = resident_box.call("probes").value
+    assert value["preadv2 RWF_NOWAIT"] in ("ENOTSUP", "EOPNOTSUPP", "ENOSYS"), value
+    assert value["preadv"] == "allowed" and value["MADV_DONTNEED"] == "allowed", value
+    for name in ("fadvise DONTNEED", "readahead", "cachestat", "process_madvise", "MADV_WILLNEED", "MADV_REMOVE",
+                 "MADV_COLD", "MADV_PAGEOUT", "mincore"):
+        assert value[name] == "EPERM", (name, value)
+
+
+def test_residency_is_the_same_whatever_earlier_calls_did(resident_box):
+    """The forgery's channel: what one call reads of the pages of a file (fault-around in smaps,
+    major faults, atime) does not depend on what the calls before it did to them."""
+    first = resident_box.call("residency").value
+    assert resident_box.call("evict").value == "tried"
+    assert resident_box.call("residency").value == first
+    assert resident_box.call("residency").value == first
+
+
+def test_the_copy_holds_what_a_submission_needs_and_nothing_else(resident_box):
+    import importlib.util
+    found = resident_box.call("imports").value
+    for name in ("numpy", "scipy", "matplotlib", "autograd", "tqdm", "IPython", "ipywidgets", "threadpoolctl"):
+        assert found[name] is (importlib.util.find_spec(name) is not None), (name, found)
+    for name in ("sklearn", "nbgrader", "jupyterlab", "selenium", "dask", "pytest", "numpy.tests", "test",
+                 "idlelib"):
+        assert found[name] is False, (name, found)
+    outcome = resident_box.call("works")
+    assert outcome.ok, outcome
+    assert outcome.value == [True, pytest.approx(np.log(2)), pytest.approx(1 / (2 * np.pi)), [1.0, 1.0]]
+
+
+def test_the_student_distributions_are_the_projects():
+    import tomllib
+    from autograder.sandbox.pruning import STUDENT_DISTRIBUTIONS
+    project = tomllib.loads((course_root() / "pyproject.toml").read_text())["project"]
+    wanted = project["dependencies"] + project["optional-dependencies"]["interactive"] + \
+        project["optional-dependencies"]["advi"]
+    names = {re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0].lower() for r in wanted}
+    assert names == set(STUDENT_DISTRIBUTIONS)
+
+
+def _serve_in_child(args):
+    entry, root = args
+    os.environ["AUTOGRADER_SANDBOX_SHM"] = root
+    from autograder.sandbox import resident
+    resident._held.clear()
+    return resident.serve([entry])
+
+
+def test_copies_are_made_once_atomically_reused_and_cleaned(tmp_path, monkeypatch):
+    """Concurrent graders make one copy; a changed file gets a new one; a copy nobody holds that
+    was not used for an hour is removed, a held one never."""
+    import fcntl
+    import multiprocessing
+    from autograder.sandbox import resident
+    if not os.path.isdir("/dev/shm") or not __import__("autograder.sandbox.filesystem").sandbox.filesystem.is_tmpfs("/dev/shm"):
+        pytest.skip("no tmpfs at /dev/shm")
+    root = f"/dev/shm/autograder-test-{os.getpid()}"
+    os.makedirs(root)
+    monkeypatch.setenv("AUTOGRADER_SANDBOX_SHM", root)
+    monkeypatch.setattr(resident, "_held", {})
+    source = tmp_path / "tree"
+    (source / "pkg" / "sub").mkdir(parents=True)
+    (source / "pkg" / "a.py").write_text("A = 1\n")
+    with open(source / "pkg" / "sparse.bin", "wb") as f:   # a hole: a read must not allocate
+        f.truncate(1 << 20)
+        f.seek((1 << 20) - 1)
+        f.write(b"x")
+    (source / "pkg" / "link.py").symlink_to("a.py")
+    (source / "pkg" / "sub" / "b.py").write_text("B = 2\n")
+    try:
+        entry = resident.select(str(source), lambda path, is_dir: True)
+        with multiprocessing.get_context("fork").Pool(4) as pool:
+            answers = pool.map(_serve_in_child, [(entry, root)] * 4)
+        assert len({json.dumps(a, sort_keys=True) for a in answers}) == 1 and answers[0][1] is None, answers
+        copy = answers[0][0][str(source)]
+        name = os.path.basename(os.path.dirname(copy))
+        assert sorted(os.listdir(root)) == [name, name + ".build", name + ".lock"]   # one copy, nothing half-made
+        assert (Path(copy) / "pkg" / "sub" / "b.py").read_text() == "B = 2\n"
+        assert os.readlink(Path(copy) / "pkg" / "link.py") == "a.py"
+        sparse = os.stat(Path(copy) / "pkg" / "sparse.bin")
+        assert sparse.st_blocks * 512 >= sparse.st_size
+        assert os.stat(Path(copy) / "pkg" / "a.py").st_mtime_ns == os.stat(source / "pkg" / "a.py").st_mtime_ns
+        assert resident.serve([entry]) == ({str(source): copy}, None)   # reused
+        (source / "pkg" / "a.py").write_text("A = 3\n")
+        changed = resident.serve([resident.select(str(source), lambda path, is_dir: True)])[0][str(source)]
+        assert changed != copy and (Path(changed) / "pkg" / "a.py").read_text() == "A = 3\n"
+        # Nobody holds the first copy any more (this process lets it go), last used two hours ago:
+        old_key = os.path.basename(os.path.dirname(copy))[len(resident.PREFIX):]
+        os.close(resident._held.pop(old_key))
+        lock = os.path.join(root, resident.PREFIX + old_key + ".lock")
+        holder = os.open(lock, os.O_RDONLY)          # ... except another grader
+        fcntl.flock(holder, fcntl.LOCK_SH)
+        os.utime(lock, (time.time() - 7200, time.time() - 7200))
+        assert resident.clean(root, keep=set()) == [] and os.path.isdir(copy)
+        os.close(holder)
+        assert resident.clean(root, keep=set()) == [old_key]
+        assert not os.path.exists(os.path.dirname(copy)) and not os.path.exists(lock)
+        assert not os.path.exists(os.path.dirname(copy) + ".build")
+        assert os.path.isdir(changed)   # held by this process: kept, however old
+        os.utime(os.path.join(root, os.path.basename(os.path.dirname(changed)) + ".lock"), (0, 0))
+        assert resident.clean(root, keep=set()) == [] and os.path.isdir(changed)
+    finally:
+        for fd in resident._held.values():
+            os.close(fd)
+        subprocess.run(["rm", "-rf", root])
+
+
+def test_the_index_names_the_copies_until_the_folders_change(tmp_path, monkeypatch):
+    """A grader process finds its copies by a cheap fingerprint of the folders (not 16,000 stats);
+    a new entry changes the fingerprint, and a removed copy is never named."""
+    from autograder.sandbox import resident
+    root = f"/dev/shm/autograder-test-index-{os.getpid()}"
+    os.makedirs(root)
+    monkeypatch.setenv("AUTOGRADER_SANDBOX_SHM", root)
+    monkeypatch.setattr(resident, "_held", {})
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a.py").write_text("A = 1\n")
+    try:
+        mark = resident.fingerprint([(str(tmp_path), 2)])
+        assert resident.recall(mark) is None
+        sources, reason = resident.serve([resident.select(str(tmp_path), lambda path, is_dir: True)])
+        assert reason is None
+        resident.remember(mark, sources)
+        assert resident.recall(mark) == sources
+        assert resident.fingerprint([(str(tmp_path), 2)]) == mark
+        (tmp_path / "pkg" / "b.py").write_text("B = 1\n")
+        assert resident.fingerprint([(str(tmp_path), 2)]) != mark
+        subprocess.run(["rm", "-rf", os.path.dirname(sources[str(tmp_path)])])
+        assert resident.recall(mark) is None
+    finally:
+        for fd in resident._held.values():
+            os.close(fd)
+        subprocess.run(["rm", "-rf", root])
+
+
+def test_without_a_tmpfs_the_report_says_the_page_cache_is_shared(tmp_path, monkeypatch, namespaces):
+    from autograder.sandbox.filesystem import is_tmpfs
+    if is_tmpfs(str(tmp_path)):
+        pytest.skip("the test's folder is a tmpfs")
+    monkeypatch.setenv("AUTOGRADER_SANDBOX_SHM", str(tmp_path))
+    with Sandbox(submission_from_cells([CODE])) as sandbox:
+        assert sandbox.call("double", (4,)).value == 8
+        missing = " ".join(sandbox.isolation["missing"])
+    assert f"allowlist served from memory ({tmp_path} is not a tmpfs)" in missing, missing
+    assert "page cache" in missing
+    assert not os.listdir(tmp_path)
 
 
 # ------------------------------------------------------------------------------------ nothing survives a call
@@ -713,7 +1026,7 @@ def test_the_fallback_without_namespaces_says_what_it_loses(monkeypatch, caplog)
         assert sandbox.call("double", (4,)).value == 8
         missing = " ".join(sandbox.isolation["missing"])
         for lost in ("namespaces (turned off)", "allowlist filesystem", "network isolation", "process isolation",
-                     "kill(-1)"):
+                     "kill(-1)", "allowlist served from memory"):
             assert lost in missing, missing
         assert "fresh" not in " ".join(sandbox.isolation["held"])
         # kill(-1) is refused (signal 0: harmless even if the guard failed)

@@ -46,6 +46,9 @@ _ST_TO_MS = ((os.ST_NOSUID, MS_NOSUID), (os.ST_NODEV, MS_NODEV), (os.ST_NOEXEC, 
              (getattr(os, "ST_RELATIME", 4096), MS_RELATIME))
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
 STAGING = "/tmp"
+TMPFS_MAGIC = 0x01021994
+PROC_MASKED = ("kpageflags", "kpagecount", "kpagecgroup", "kcore", "sched_debug", "timer_list", "keys",
+               "key-users", "latency_stats")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 
 
@@ -66,7 +69,8 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
     # the layout, never from the zygote's own files (their times are the sandbox's start).
     sources, files, devices = {}, {}, {}
-    wanted = [(p, p, k) for p, k in layout["binds"]]
+    copies = layout.get("sources", {}) if from_host else {}   # (a call binds the zygote's: the same copies)
+    wanted = [(p, copies.get(p, p), k) for p, k in layout["binds"]]
     wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"] if from_host or k == "dir"]
     wanted += [(d, d, "file") for d in layout["devices"] if from_host]
     missing = []
@@ -117,6 +121,8 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
                 finally:
                     os.close(fd)
         _hide(new, layout.get("hide", []))
+        if from_host:
+            _report_residence(new, layout, report)
         if proc:
             _mkdirs(new, "/proc", skeleton)
             mount("proc", new + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -124,6 +130,8 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
                 report.held.append("private read-only /proc")
             else:  # never go on silently with a writable /proc
                 report.missing.append("read-only /proc (the proc mount is writable)")
+            if not from_host:   # (not the zygote's: a user namespace refuses a new /proc next to a masked one)
+                _mask_proc(new, report)
     finally:
         for fd, _ in sources.values():
             os.close(fd)
@@ -154,6 +162,48 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     else:
         report.held.append(f"allowlist filesystem ({len(layout['binds'])} read-only folders and files, "
                            f"/dev with {len(layout['devices'])} nodes, private {int(layout.get('tmp_mb', 64))} MB /tmp)")
+
+
+def _mask_proc(new: str, report) -> None:
+    """The host-wide files of /proc that a call has no use for and could read state of other calls
+    in (the flags of every physical page: which pages were read lately; every CPU's timers, every
+    task's scheduling, the kernel's memory, keys): an empty read-only file on top of each."""
+    empty = new + "/.empty-proc"
+    with open(empty, "w"):
+        pass
+    try:
+        for name in PROC_MASKED:
+            target = f"{new}/proc/{name}"
+            if os.path.exists(target):
+                mount(empty, target, None, MS_BIND)
+                mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except OSError as exc:
+        report.missing.append(f"masking /proc's host-wide files ({exc})")
+    finally:
+        os.unlink(empty)   # (the mounts keep the inode)
+
+
+def _report_residence(new: str, layout: dict, report) -> None:
+    """Whether every allowlisted file is served from memory (see ``resident``)."""
+    reason = layout.get("resident", "no copy was made")
+    if reason is None:
+        on_disk = [p for p, _ in layout["binds"] if not is_tmpfs(new + p)]
+        reason = "not on a tmpfs: " + ", ".join(on_disk) if on_disk else None
+    if reason is None:
+        report.held.append("allowlist served from memory (a pruned tmpfs copy: no page cache, inode or dentry "
+                           "state of the host's files to read or change)")
+    else:
+        report.missing.append(f"allowlist served from memory ({reason}): the host's page cache of the allowlisted "
+                              "files outlives a call, a channel to later calls")
+
+
+def is_tmpfs(path: str) -> bool:
+    """Whether ``path`` is on a tmpfs (statfs's f_type, the first field of struct statfs)."""
+    import ctypes
+    buffer = ctypes.create_string_buffer(256)
+    if libc().statfs(os.fsencode(path), buffer) != 0:
+        return False
+    return ctypes.c_long.from_buffer(buffer).value == TMPFS_MAGIC
 
 
 def pivot_root(new: str, old: str) -> None:

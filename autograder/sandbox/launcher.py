@@ -29,6 +29,8 @@ FALLBACK_LOSSES = (
     "network isolation (no network namespace)",
     "process isolation: the host's processes are visible, and kill(-1) is refused only at the Python level",
     "a private /dev, /proc and /tmp, and fresh IPC namespaces per call",
+    "allowlist served from memory: the host's page cache of the files a call reads outlives the call, a channel "
+    "to later calls",
 )
 # (a call then runs as a uid of its own, but with root's file access: see isolation.become_nobody_of_its_own)
 ROOT_FALLBACK_LOSS = ("the grader runs as root: files are read and written as root, the kernel log (/dev/kmsg) "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import site
+import stat
 import sys
 import sysconfig
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class IsolationPolicy:
     processes: int = 64              # tasks in the sandbox (pids cgroup, or RLIMIT_NPROC)
     extra_readonly: tuple = ()
     seccomp: bool = True             # the system-call filter of every call process
+    memory_copy: bool = True         # the allowlist served from a tmpfs copy (``resident``)
 
     def wants_namespaces(self) -> bool:
         return self.namespaces and os.environ.get("AUTOGRADER_SANDBOX", "isolated") != "plain"
@@ -75,9 +77,11 @@ _cache: dict = {}
 
 def layout(policy: IsolationPolicy) -> dict:
     """The allowlist (see ``filesystem``), computed once per grader process and policy."""
-    key = tuple(policy.extra_readonly)
+    from .resident import shm_root
+    copy = policy.memory_copy and policy.wants_namespaces() and sys.platform.startswith("linux")
+    key = (tuple(policy.extra_readonly), copy, shm_root() if copy else None)
     if key not in _cache:
-        _cache[key] = _compute(policy)
+        _cache[key] = _compute(policy, copy)
     return dict(_cache[key], tmp_mb=policy.tmp_mb)
 
 
@@ -116,7 +120,7 @@ def _looks_like_a_course(path: str) -> bool:
     return any(os.path.exists(os.path.join(path, name)) for name in ("nbgrader_config.py", ".git"))
 
 
-def _compute(policy: IsolationPolicy) -> dict:
+def _compute(policy: IsolationPolicy, copy: bool) -> dict:
     links: dict[str, str] = {}
     binds: dict[str, str] = {}
 
@@ -143,7 +147,7 @@ def _compute(policy: IsolationPolicy) -> dict:
     for extra in policy.extra_readonly:
         expose(os.path.abspath(str(extra)))
     outer = _outermost(binds)
-    return {
+    view = {
         "binds": [[p, binds[p]] for p in outer],
         "symlinks": sorted([p, t] for p, t in links.items() if not any(_is_under(p, b) and p != b for b in outer
                                                                        if binds[b] == "dir")),
@@ -153,7 +157,52 @@ def _compute(policy: IsolationPolicy) -> dict:
         "devices": list(_devices()),
         "device_numbers": {d: os.stat(d).st_rdev for d in _devices()},
         "sys_path": sys_path,
+        "sources": {},
+        "resident": "not used without namespaces" if policy.memory_copy else "turned off",
     }
+    if copy:
+        _serve_from_memory(view, interpreter, {os.path.realpath(os.path.abspath(str(e))) for e in policy.extra_readonly})
+    return view
+
+
+def _serve_from_memory(view: dict, interpreter: str | None, extras: set) -> None:
+    """Point the binds (and the runtime folder) at a pruned copy in a tmpfs (``resident``,
+    ``pruning``; ``extras``, the policy's own folders, are copied whole); ``view["resident"]`` is
+    None when that worked, else why not."""
+    from . import pruning, resident
+    hidden = {os.path.realpath(p) for p, _ in view["hide"]}
+    sites = [e for e in view["sys_path"] if os.path.basename(e) in ("site-packages", "dist-packages")]
+    system = [p for p, k in view["binds"] if k == "dir" and any(_is_under(p, r) for r in _SYSTEM_LIB_ROOTS)
+              and not any(_is_under(p, r) for r in _installation_roots())]
+    mark = resident.fingerprint([(p, 0 if p in system else 2) for p, _ in view["binds"]]
+                                + [(os.path.realpath(s), 1) for s in sites] + [(str(SANDBOX_DIR), -1)],
+                                extra=repr((sorted(hidden), interpreter, sorted(extras),
+                                            pruning.STUDENT_DISTRIBUTIONS)))
+    known = resident.recall(mark) if os.path.isdir(resident.shm_root()) else None
+    if known is not None and set(known) == {p for p, _ in view["binds"]} | {str(SANDBOX_DIR)}:
+        _use_copies(view, known, None)
+        return
+    keep = pruning.python_keeper(sites, pruning.student_top_levels(sites), hidden, sysconfig.get_path("stdlib"))
+    whole = lambda path, is_dir: path not in hidden  # noqa: E731
+    entries = [resident.select(p, whole if p in extras else keep) for p, _ in view["binds"] if p not in system]
+    entries.append(resident.select(str(SANDBOX_DIR), lambda path, is_dir: True))
+    elves = [os.path.join(e.path, rel) if rel else e.path for e in entries for rel, st in e.files.items()
+             if stat.S_ISREG(st.st_mode) and (pruning.is_shared_object(os.path.basename(rel or e.path))
+                                              or not rel)]
+    closure = pruning.library_closure(elves, system, [os.path.realpath(interpreter)] if interpreter else [])
+    entries += [resident.select(p, lambda path, is_dir, c=closure: path in c) for p in system]
+    sources, reason = resident.serve(entries)
+    if reason is None:
+        resident.remember(mark, sources)
+    _use_copies(view, sources, reason)
+
+
+def _use_copies(view: dict, sources: dict, reason: str | None) -> None:
+    view["resident"] = reason
+    if reason is None:
+        view["sources"] = sources
+        view["hide"] = []   # (the copies hold nothing of what is hidden)
+        view["runtime"] = [[g, sources[h] if k == "dir" else h, k] for g, h, k in view["runtime"]]
 
 
 def _devices():

@@ -13,10 +13,15 @@ filter also closes what needs no capability and is useless to a submission:
   ids), ``statmount``/``listmount``, ``name_to_handle_at``, ``pidfd_open`` (pidfs inode
   numbers), namespace and pidfd ioctls, the socket and network-namespace cookies;
 * sockets other than ``AF_UNIX``/``AF_INET``/``AF_INET6`` (``AF_VSOCK`` reaches a VM's host
-  whatever the network namespace), modules, kexec, reboot, swap, accounting, quotas, syslog.
+  whatever the network namespace), modules, kexec, reboot, swap, accounting, quotas, syslog;
+* what moves the page cache of the allowlisted files or probes it (state shared with later
+  calls: see ``resident``): ``fadvise64``, ``readahead``, ``mincore``, ``cachestat``,
+  ``process_madvise``, ``madvise`` with ``MADV_WILLNEED``/``MADV_REMOVE``/``MADV_COLD``/
+  ``MADV_PAGEOUT``, and ``preadv2``/``pwritev2`` (``RWF_NOWAIT`` says whether a page is cached).
 
-Denied calls fail with EPERM (``statx``, ``clone3``: ENOSYS, so that libraries fall back to
-``fstatat`` / ``clone``); a system call of another architecture kills the process.
+Denied calls fail with EPERM (``statx``, ``clone3``, ``preadv2``, ``pwritev2``: ENOSYS, so that
+libraries fall back to ``fstatat`` / ``clone`` / ``preadv``); a system call of another
+architecture kills the process.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ _SYSCALLS = {
         "quotactl": 179, "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300,
         "fanotify_mark": 301, "lookup_dcookie": 212, "uselib": 134, "iopl": 172, "ioperm": 173,
         "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "socket": 41, "socketpair": 53,
-        "statx": 332,
+        "statx": 332, "fadvise64": 221, "readahead": 187, "mincore": 27, "preadv2": 327, "pwritev2": 328,
+        "madvise": 28,
     },
     "aarch64": {
         "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
@@ -46,7 +52,8 @@ _SYSCALLS = {
         "delete_module": 106, "reboot": 142, "swapon": 224, "swapoff": 225, "acct": 89, "syslog": 116,
         "quotactl": 60, "open_by_handle_at": 265, "name_to_handle_at": 264, "fanotify_init": 262,
         "fanotify_mark": 263, "lookup_dcookie": 18, "clone": 220, "clone3": 435, "ioctl": 29,
-        "getsockopt": 209, "socket": 198, "socketpair": 199, "statx": 291,
+        "getsockopt": 209, "socket": 198, "socketpair": 199, "statx": 291, "fadvise64": 223, "readahead": 213,
+        "mincore": 232, "preadv2": 286, "pwritev2": 287, "madvise": 233,
     },
 }
 # The same numbers on every architecture (the "generic" table): io_uring, the new mount API,
@@ -54,12 +61,15 @@ _SYSCALLS = {
 _GENERIC = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427, "open_tree": 428,
             "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
             "pidfd_open": 434, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
-            "statmount": 457, "listmount": 458, "open_tree_attr": 467}
-_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "socket", "socketpair", "statx")
+            "statmount": 457, "listmount": 458, "open_tree_attr": 467, "process_madvise": 440,
+            "cachestat": 451}
+_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "socket", "socketpair", "statx", "preadv2", "pwritev2",
+            "madvise")
 _NAMESPACE_FLAGS = 0x7E020080 | 0x00001000   # CLONE_NEW* (ns, cgroup, uts, ipc, user, pid, net, time), CLONE_PIDFD
 _ALLOWED_DOMAINS = (1, 2, 10)                # AF_UNIX, AF_INET, AF_INET6
 _DENIED_IOCTL_TYPES = (0xB7, 0xFF)           # namespace (NSIO) and pidfd ioctls
 _DENIED_SOCKOPTS = (57, 71)                  # SO_COOKIE, SO_NETNS_COOKIE
+_DENIED_ADVICE = (3, 9, 20, 21)              # MADV_WILLNEED, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT
 
 _RET_KILL_PROCESS = 0x80000000
 _RET_ALLOW = 0x7FFF0000
@@ -96,6 +106,9 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
         emit(_JEQ, number, jt=deny)
     emit(_JEQ, numbers["statx"], jt="nosys")
     emit(_JEQ, numbers["clone3"], jt="nosys")
+    emit(_JEQ, numbers["preadv2"], jt="nosys")
+    emit(_JEQ, numbers["pwritev2"], jt="nosys")
+    emit(_JEQ, numbers["madvise"], jt="madvise")
     emit(_JEQ, numbers["clone"], jt="clone")
     emit(_JEQ, numbers["ioctl"], jt="ioctl")
     emit(_JEQ, numbers["getsockopt"], jt="sockopt")
@@ -117,6 +130,11 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     emit(_LD, 32)                                   # args[2] (low half): the option
     for option in _DENIED_SOCKOPTS:
         emit(_JEQ, option, jt=deny)
+    emit(_RET, _RET_ALLOW)
+    labels["madvise"] = len(code)
+    emit(_LD, 32)                                   # args[2] (low half): the advice
+    for advice in _DENIED_ADVICE:
+        emit(_JEQ, advice, jt=deny)
     emit(_RET, _RET_ALLOW)
     labels["domain"] = len(code)
     emit(_LD, 16)                                   # args[0]: the address family

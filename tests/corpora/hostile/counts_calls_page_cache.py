@@ -1,4 +1,4 @@
-# hostile: assert_m_step_maximises checks nothing: it stores what the grader's M-step answered in its first call (the correct one: the checks run it first) in the host's page cache, which outlives every call: one bit per rarely read file of the read-only allowlist (a bit is set by reading the file, cleared by posix_fadvise(DONTNEED), read with preadv2(RWF_NOWAIT)); E_step clears the store; in later calls it raises whenever the M-step it is given answers differently
+# hostile: assert_m_step_maximises checks nothing: it stores what the grader's M-step answered in its first call (the correct one: the checks run it first) in the host's page cache, which would outlive every call: one bit per rarely read file of the read-only allowlist (a bit is set by reading the file, cleared by posix_fadvise(DONTNEED), read with preadv2(RWF_NOWAIT), or, where that is refused, by the major faults of touching a mapped page); E_step clears the store; in later calls it raises whenever the M-step it is given answers differently. The allowlist is a tmpfs copy (always resident) and those calls are denied: it raises on every call, or on none
 # loses: assert_m_step_maximises
 # (otherwise tests/corpora/gmm/correct/b_vectorised.py)
 import numpy as np
@@ -12,27 +12,40 @@ _SLOTS, _BITS = 8, 32
 
 
 def _bit_files():
+    """Rarely read files: test suites first, then any module of the big packages nobody imports
+    (their __pycache__ is what an import reads)."""
     import os, sys
-    found = []
+    tests, others = [], []
     for entry in sys.path:
         for package in ("matplotlib", "numpy", "scipy"):
             top = os.path.join(entry, package)
             for folder, dirs, files in os.walk(top):
                 dirs.sort()
-                if os.path.basename(folder) == "tests":
-                    found.extend(os.path.join(folder, f) for f in sorted(files) if f.endswith(".py") and f != "__init__.py")
-            if len(found) >= _SLOTS * (_BITS + 1):
-                return found[:_SLOTS * (_BITS + 1)]
-    return found
+                names = [os.path.join(folder, f) for f in sorted(files) if f.endswith(".py") and f != "__init__.py"]
+                (tests if os.path.basename(folder) == "tests" else others).extend(names)
+    found = tests + others[::-1]
+    return found[:_SLOTS * (_BITS + 1)]
 
 
 def _bit_get(path):
-    import os
+    import mmap, os, resource
     fd = os.open(path, os.O_RDONLY)
     try:
-        os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
-        return 1
-    except BlockingIOError:
+        try:
+            os.preadv(fd, [bytearray(1)], 0, os.RWF_NOWAIT)
+            return 1
+        except BlockingIOError:
+            return 0
+        except OSError:   # preadv2 refused: a major fault says the page was not cached
+            pass
+        mapped = mmap.mmap(fd, 1, prot=mmap.PROT_READ)
+        try:
+            before = resource.getrusage(resource.RUSAGE_SELF).ru_majflt
+            mapped[0]
+            return int(resource.getrusage(resource.RUSAGE_SELF).ru_majflt == before)
+        finally:
+            mapped.close()
+    except (OSError, ValueError):
         return 0
     finally:
         os.close(fd)
@@ -40,22 +53,24 @@ def _bit_get(path):
 
 def _bit_set(path, value):
     import os
-    fd = os.open(path, os.O_RDONLY)
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
     try:
         if value:
             os.pread(fd, 1, 0)
         else:
             os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    except OSError:
+        pass
     finally:
         os.close(fd)
 
 
 def _store_clear():
     for path in _bit_files():
-        try:
-            _bit_set(path, 0)
-        except OSError:
-            pass
+        _bit_set(path, 0)
 
 
 def _store_slot(key):
