@@ -230,7 +230,6 @@ class Context:
         return outcome.value
 
 
-
 def explain_outcome(name: str, outcome: CallOutcome, executor: Executor) -> tuple[str, str]:
     """(message, why) for a call that did not return normally."""
     status = outcome.status
