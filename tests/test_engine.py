@@ -97,22 +97,6 @@ def test_not_implemented_is_explained():
     assert "not implemented yet" in result.tests[0].feedback
 
 
-def test_reports_never_pass_terminal_control_characters_through():
-    """A student's error message, printed output or file name is printed to the instructor's
-    terminal: escape sequences (clear the screen, then a forged score table; OSC 52 writes the
-    clipboard) and bidirectional overrides are shown as escapes, in text and CSV reports."""
-    from autograder.engine.results import CheckResult, SubmissionResult
-    from autograder.reporting import gradebook, text
-    hostile = "\x1b[2J\x1b[H\x1b]52;c;ZWNobyBwd25lZA==\x07all good: 69 / 69\r\u202e"
-    result = SubmissionResult(f"alice{hostile}.py", "gmm", notes=[f"code cell 1: {hostile}"], tests=[
-        CheckResult("E_step", "visible fixture", False, 0.0, 1.0, feedback=f"E_step raised ValueError: {hostile}",
-                    status="failed")], error=None)
-    for report in (text.render_text(result), text.render_table([result]), gradebook.to_csv([result])):
-        assert not any(ch in report for ch in "\x1b\x07\r\u202e"), report
-        assert "\\x1b[2J" in report
-    assert "\n" in text.render_text(result) and "\t" in text.printable("a\tb")
-
-
 def test_an_assignment_reuses_another_assignments_check_through_the_engine():
     source = _toy_assignment()
     other = Assignment("other", "Other", [Task("double", "(x)")])
@@ -129,3 +113,46 @@ def test_an_assignment_reuses_another_assignments_check_through_the_engine():
     ns = {"double": lambda x: 2 * x}
     result = run_checks(other, InProcessExecutor(ns), reference=type("Ref", (), {"double": staticmethod(ns["double"])}))
     assert [(t.name, t.status, t.score) for t in result.tests] == [("hidden, again", "passed", 3.0)]
+
+
+def test_reports_never_pass_terminal_control_characters_through():
+    """A student's error message, printed output or file name is printed to the instructor's
+    terminal: escape sequences (clear the screen, then a forged score table; OSC 52 writes the
+    clipboard) and bidirectional overrides are shown as escapes, in text and CSV reports."""
+    from autograder.engine.results import CheckResult, SubmissionResult
+    from autograder.reporting import gradebook, text
+    hostile = "\x1b[2J\x1b[H\x1b]52;c;ZWNobyBwd25lZA==\x07all good: 69 / 69\r\u202e"
+    result = SubmissionResult(f"alice{hostile}.py", "gmm", notes=[f"code cell 1: {hostile}"], tests=[
+        CheckResult("E_step", "visible fixture", False, 0.0, 1.0, feedback=f"E_step raised ValueError: {hostile}",
+                    status="failed")], error=None)
+    for report in (text.render_text(result), text.render_table([result]), gradebook.to_csv([result])):
+        assert not any(ch in report for ch in "\x1b\x07\r\u202e"), report
+        assert "\\x1b[2J" in report
+    assert "\n" in text.render_text(result) and "\t" in text.printable("a\tb")
+
+
+
+def test_in_process_calls_copy_the_arrays_but_pass_the_graders_callables_by_reference():
+    """A grader-side stand-in passed as an argument (an object that records its calls, or a bound
+    method) is the grader's own object inside the call, as in the sandbox, so what it records is
+    there afterwards; the arrays are still the student's own copies."""
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, x):
+            self.calls.append(x)
+            return 2 * x
+
+        def method(self, x):
+            return self(x)
+
+    ns = {}
+    exec("def use(f, g, x):\n    x[0] = 99.0\n    return f(1.0) + g(2.0)\n", ns)
+    executor = InProcessExecutor(ns)
+    executor.start()
+    recorder, data = Recorder(), np.zeros(3)
+    outcome = executor.call("use", (recorder, recorder.method, data), {}, standins={}, seed=0, timeout=10)
+    assert outcome.ok and outcome.value == 6.0
+    assert recorder.calls == [1.0, 2.0]
+    assert data[0] == 0.0 and outcome.mutated

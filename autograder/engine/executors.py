@@ -165,13 +165,16 @@ class InProcessExecutor:
         func = self.own_function(name)
         if func is None:
             return CallOutcome("missing", message=f"no function named {name} is defined")
-        # The student's code gets copies (the check's arrays stay as they were). A stand-in that
-        # stops the call (AbortCall) keeps stopping it, even when the student's code catches
-        # BaseException: the first reason is reported.
+        # The arrays are the student's own copies; the grader's callables stay themselves (passed by
+        # reference, as the sandbox passes them), so a stand-in that records its calls sees them.
+        keep = _callables_memo((args, kwargs))
+        args, kwargs = copy.deepcopy(tuple(args), dict(keep)), copy.deepcopy(dict(kwargs), dict(keep))
+        # A stand-in that stops the call (AbortCall) keeps stopping it, even when the student's
+        # code catches BaseException: the first reason is reported.
         stops: list[AbortCall] = []
         sticky = lambda value: _sticky(value, stops)  # noqa: E731
-        args = tuple(map_callables(a, sticky) for a in copy.deepcopy(tuple(args)))
-        kwargs = {k: map_callables(v, sticky) for k, v in copy.deepcopy(dict(kwargs)).items()}
+        args = tuple(map_callables(a, sticky) for a in args)
+        kwargs = {k: map_callables(v, sticky) for k, v in kwargs.items()}
         done = perform(func, args, kwargs, seed=seed, standins={k: sticky(v) for k, v in standins.items()},
                        differentiate=differentiate, guard=lambda: _time_limit(timeout))
         if isinstance(done.error, KeyboardInterrupt):
@@ -211,6 +214,21 @@ def _source_files(namespace: Mapping[str, object]) -> list[str]:
         if lines:
             texts.append("".join(lines))
     return texts
+
+
+def _callables_memo(value, memo: dict | None = None) -> dict:
+    """A ``copy.deepcopy`` memo that maps every callable in ``value`` (in lists, tuples and dicts)
+    to itself, so deep-copying ``value`` copies its data but not its functions."""
+    memo = {} if memo is None else memo
+    if callable(value) and not isinstance(value, type):
+        memo[id(value)] = value
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _callables_memo(item, memo)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _callables_memo(item, memo)
+    return memo
 
 
 def _sticky(value, stops: list):
