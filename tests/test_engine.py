@@ -131,7 +131,6 @@ def test_reports_never_pass_terminal_control_characters_through():
     assert "\n" in text.render_text(result) and "\t" in text.printable("a\tb")
 
 
-
 def test_in_process_calls_copy_the_arrays_but_pass_the_graders_callables_by_reference():
     """A grader-side stand-in passed as an argument (an object that records its calls, or a bound
     method) is the grader's own object inside the call, as in the sandbox, so what it records is
