@@ -97,6 +97,24 @@ def test_not_implemented_is_explained():
     assert "not implemented yet" in result.tests[0].feedback
 
 
+def test_an_assignment_reuses_another_assignments_check_through_the_engine():
+    source = _toy_assignment()
+    other = Assignment("other", "Other", [Task("double", "(x)")])
+    reused = other.reuse(source, "double", "needs the answer key", 3, as_name="hidden, again")
+    original = source.find("double", "needs the answer key")
+    assert (reused.run, reused.needs_reference, reused.timeout, reused.hints) == \
+        (original.run, original.needs_reference, original.timeout, original.hints)
+    assert (reused.task, reused.name, reused.points) == ("double", "hidden, again", 3)
+    assert reused.seed != original.seed and other.points("double") == 3
+    with pytest.raises(KeyError, match="'doubles'"):
+        other.reuse(source, "double", "no such check", 1)
+    with pytest.raises(KeyError, match="no task 'triple'"):
+        other.reuse(source, "triple", "triples", 1)
+    ns = {"double": lambda x: 2 * x}
+    result = run_checks(other, InProcessExecutor(ns), reference=type("Ref", (), {"double": staticmethod(ns["double"])}))
+    assert [(t.name, t.status, t.score) for t in result.tests] == [("hidden, again", "passed", 3.0)]
+
+
 def test_reports_never_pass_terminal_control_characters_through():
     """A student's error message, printed output or file name is printed to the instructor's
     terminal: escape sequences (clear the screen, then a forged score table; OSC 52 writes the

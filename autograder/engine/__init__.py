@@ -2,10 +2,11 @@
 
 from . import expect
 from .check import Assignment, Check, Task
-from .context import Context, Spy
+from .context import Call, Context, Spy
 from .failures import Failed, GraderError, StudentCodeFailed
 from .results import CheckResult, SubmissionResult
 from .runner import run_check, run_checks
+from .watch import Watch
 
-__all__ = ["Assignment", "Check", "CheckResult", "Context", "Failed", "GraderError", "Spy",
-           "StudentCodeFailed", "SubmissionResult", "Task", "expect", "run_check", "run_checks"]
+__all__ = ["Assignment", "Call", "Check", "CheckResult", "Context", "Failed", "GraderError", "Spy",
+           "StudentCodeFailed", "SubmissionResult", "Task", "Watch", "expect", "run_check", "run_checks"]

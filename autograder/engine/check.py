@@ -99,6 +99,27 @@ class Assignment:
     def points(self, task: str | None = None) -> float:
         return sum(c.points for c in self.checks if task is None or c.task == task)
 
+    def reuse(self, source: "Assignment", task: str, name: str, points: float, *, as_name: str | None = None) -> Check:
+        """Register ``source``'s check ``task``/``name`` here too, worth ``points`` (named ``as_name``).
+
+        The declared way for one assignment to grade a function it shares with another (``hard_em``
+        reuses ``prankster``'s checks of the soft functions): the check's body, whether it needs the
+        reference, its time limit and its hints are the source's; its points, its name and so its
+        seed (``Check.seed``) are this assignment's. The task must exist here with the same name.
+        """
+        original = source.find(task, name)
+        self.check(task, as_name or name, points, needs_reference=original.needs_reference,
+                   timeout=original.timeout, hints=original.hints)(original.run)
+        return self.find(task, as_name or name)
+
+    def find(self, task: str, name: str) -> Check:
+        """The check ``task``/``name`` (KeyError naming the checks of ``task`` when there is none)."""
+        for c in self.checks:
+            if c.task == task and c.name == name:
+                return c
+        raise KeyError(f"assignment {self.id!r} has no check {task}/{name!r}; its checks of {task}: "
+                       + ", ".join(repr(c.name) for c in self.checks_for(task)))
+
     def check(self, task: str, name: str, points: float, *, needs_reference: bool = False,
               timeout: float = 20.0, hints: tuple[str, ...] = ()):
         """Decorator registering ``run(ctx)`` as a check of ``task``."""

@@ -13,6 +13,10 @@ from .failures import CannotCheckHere, Failed, GraderError, StudentCodeFailed
 
 if TYPE_CHECKING:
     from .executors import Executor
+    from .watch import Watch
+
+WHY_MUTATED = ("a function must not modify the arrays it is given: the caller still needs them (an EM loop would "
+               "silently corrupt its data). Work on new arrays (`X - mu` creates one; `X -= mu` overwrites X).")
 
 
 @dataclass
@@ -37,22 +41,31 @@ class Spy:
 
     With ``task`` (the spied function's ``Task``) each call's arguments are also bound by name;
     a call that does not fit the signature raises TypeError, as the real function would.
+
+    ``before(call)``, when given, sees each call before it is recorded and before ``target`` runs,
+    with ``calls`` holding the earlier ones (``call.arguments`` is None when the call does not fit
+    the signature: the spy raises TypeError after ``before``): a loop follower counts there and ends
+    the student's call (``Watch.stop``) once it has its verdict. A call it stops is not recorded.
     """
 
     name: str
     target: Callable
     calls: list[Call] = field(default_factory=list)
     task: Task | None = None
+    before: Callable[[Call], None] | None = None
 
     def __call__(self, *args, **kwargs):
         call = Call(args, kwargs)
-        self.calls.append(call)
         if self.task is not None:
             try:
                 call.arguments = self.task.bind(args, kwargs)
             except TypeError as exc:
                 call.error = exc
-                raise
+        if self.before is not None:
+            self.before(call)
+        self.calls.append(call)
+        if call.error is not None:
+            raise call.error
         try:
             call.result = self.target(*args, **kwargs)
         except BaseException as exc:
@@ -107,9 +120,15 @@ class Context:
                          f"which is not defined yet", why=f"define {name} first (run its cell)")
         return own
 
-    def spy(self, name: str, target: Callable | None = None) -> Spy:
+    def spy(self, name: str, target: Callable | None = None, before: Callable | None = None) -> Spy:
+        """A ``Spy`` on ``name`` (default target: ``stand_in(name)``), bound by its task's signature."""
         task = next((t for t in self.assignment.tasks if t.name == name), None)
-        return Spy(name, target if target is not None else self.stand_in(name), task=task)
+        return Spy(name, target if target is not None else self.stand_in(name), task=task, before=before)
+
+    def watch(self, **options) -> "Watch":
+        """A ``Watch`` (loop follower) over this assignment's tasks; see ``autograder.engine.watch``."""
+        from .watch import Watch
+        return Watch(self.assignment, **options)
 
     # ----------------------------------------------------------------------------- calls
     def run(self, *args, standins: Mapping[str, Callable] | None = None, timeout: float | None = None,
@@ -171,9 +190,11 @@ class Context:
         task = next((t for t in self.assignment.tasks if t.name == name), None)
         return task.call_seed if task is not None else Task(name, "()").call_seed
 
-    def failure(self, outcome: CallOutcome | None = None) -> StudentCodeFailed:
-        """The explanation of a call that did not return normally."""
-        return StudentCodeFailed(*explain_outcome(self.task.name, outcome or self.last, self.executor))
+    def failure(self, outcome: CallOutcome | None = None, name: str | None = None) -> StudentCodeFailed:
+        """The explanation of a call (of ``name``, default the function under check) that did not
+        return normally."""
+        outcome = outcome or self.last
+        return StudentCodeFailed(*explain_outcome(name or self.task.name, outcome, self.executor), outcome=outcome)
 
     def default_standins(self) -> dict[str, Callable]:
         if self.ref is None:
@@ -182,15 +203,30 @@ class Context:
 
     def call(self, name: str, *args, standins: Mapping[str, Callable] | None = None,
              timeout: float | None = None, allow_mutation: bool = False, **kwargs):
+        """Call the student's ``name``; its value, or the ``Failed`` that ``value`` raises."""
         outcome = self.outcome(name, args, kwargs, standins=standins, timeout=timeout)
+        return self.value(name, outcome, allow_mutation=allow_mutation)
+
+    def value(self, name: str, outcome: CallOutcome, *, allow_mutation: bool = False,
+              why_mutated: str = WHY_MUTATED, why_failed: Callable[[CallOutcome], str] | None = None):
+        """The value of a call of the student's ``name`` that returned normally, else a ``Failed``:
+
+        * stopped by a stand-in (``AbortCall``) whose verdict is a ``Failed``: that verdict
+          (``Watch.stop`` makes one), else "``name`` was stopped: reason";
+        * raised, hung, crashed or missing: ``StudentCodeFailed`` with the explanation (``why_failed(outcome)``
+          when the engine has none) and the outcome;
+        * changed an argument in place (unless ``allow_mutation``): says which, ``why_mutated``.
+        """
+        if outcome.status == "aborted" and isinstance(outcome.value, Failed):
+            raise outcome.value
         if not outcome.ok:
-            raise StudentCodeFailed(*explain_outcome(name, outcome, self.executor))
+            message, why = explain_outcome(name, outcome, self.executor)
+            if not why and why_failed is not None:
+                why = why_failed(outcome)
+            raise StudentCodeFailed(message, why, outcome=outcome)
         if outcome.mutated and not allow_mutation:
             names = ", ".join(f"`{m}`" for m in outcome.mutated)
-            raise Failed(f"{name} changed its input {names} in place",
-                         why="a function must not modify the arrays it is given: the caller still "
-                             "needs them (an EM loop would silently corrupt its data). Work on new "
-                             "arrays (`X - mu` creates one; `X -= mu` overwrites X).")
+            raise Failed(f"{name} changed its input {names} in place", why=why_mutated)
         return outcome.value
 
 

@@ -11,20 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import io
-import random
 import signal
 import threading
-import time
-import traceback
-import warnings
 from typing import Callable, Mapping, Protocol, runtime_checkable
-
-import numpy as np
 
 from ..loading import Submission
 from ..sandbox import AbortCall, CallOutcome, IsolationPolicy, Limits, Sandbox
-from ..sandbox.mutation import mutated_arguments, snapshot
+from ..sandbox.calling import map_callables, perform
 
 
 @runtime_checkable
@@ -172,10 +165,6 @@ class InProcessExecutor:
         func = self.own_function(name)
         if func is None:
             return CallOutcome("missing", message=f"no function named {name} is defined")
-        target = func
-        if differentiate is not None:   # autograd's derivative of the student's function (see Sandbox.call)
-            from autograd import elementwise_grad
-            target = elementwise_grad(func, int(differentiate))
         # The arrays are the student's own copies; the grader's callables stay themselves (passed by
         # reference, as the sandbox passes them), so a stand-in that records its calls sees them.
         keep = _callables_memo((args, kwargs))
@@ -183,58 +172,25 @@ class InProcessExecutor:
         # A stand-in that stops the call (AbortCall) keeps stopping it, even when the student's
         # code catches BaseException: the first reason is reported.
         stops: list[AbortCall] = []
-        args = tuple(_sticky(a, stops) for a in args)
-        kwargs = {k: _sticky(v, stops) for k, v in kwargs.items()}
-        standins = {k: _sticky(v, stops) for k, v in standins.items()}
-        before = snapshot(args), snapshot(kwargs)
-        module_globals = getattr(func, "__globals__", {})
-        saved = {k: module_globals.get(k, _MISSING) for k in standins}
-        module_globals.update(standins)
-        np.random.seed(seed % 2**32)
-        random.seed(seed)
-        out = io.StringIO()
-        started = time.monotonic()
-        try:
-            with _time_limit(timeout), contextlib.redirect_stdout(out), contextlib.redirect_stderr(out), \
-                    warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                value = target(*args, **kwargs)
-        except _TimeLimit:
-            if stops:
-                return _aborted(stops[0], started)
-            return CallOutcome("timeout", message=f"did not return within {timeout:.0f} s",
-                               seconds=time.monotonic() - started)
-        except AbortCall as stop:
-            return _aborted(stops[0] if stops else stop, started)
-        except BaseException as exc:  # noqa: BLE001 - report anything the student's code raises
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            if stops:
-                return _aborted(stops[0], started)
-            frames = [[f.filename, f.lineno, f.name, f.line or ""]
-                      for f in traceback.extract_tb(exc.__traceback__)[1:]]
-            kind = "SystemExit" if isinstance(exc, SystemExit) else type(exc).__name__
-            return CallOutcome("error", error_type=kind, message=str(exc)[:1500], frames=frames[-6:],
-                               output=out.getvalue()[:8000], seconds=time.monotonic() - started)
-        finally:
-            for k, v in saved.items():
-                if v is _MISSING:
-                    module_globals.pop(k, None)
-                else:
-                    module_globals[k] = v
+        sticky = lambda value: _sticky(value, stops)  # noqa: E731
+        args = tuple(map_callables(a, sticky) for a in args)
+        kwargs = {k: map_callables(v, sticky) for k, v in kwargs.items()}
+        done = perform(func, args, kwargs, seed=seed, standins={k: sticky(v) for k, v in standins.items()},
+                       differentiate=differentiate, guard=lambda: _time_limit(timeout))
+        if isinstance(done.error, KeyboardInterrupt):
+            raise done.error
         if stops:
-            return _aborted(stops[0], started)
-        mutated = mutated_arguments(func, before, args, kwargs)
-        texts = []
-        for w in caught:
-            text = f"{w.category.__name__}: {w.message}"
-            if text not in texts:
-                texts.append(text)
-        return CallOutcome("ok", value=value, output=out.getvalue()[:8000], mutated=mutated,
-                           warnings=texts[:5], seconds=time.monotonic() - started)
-
-
-_MISSING = object()
+            return _aborted(stops[0], done.seconds)
+        if isinstance(done.error, AbortCall):
+            return _aborted(done.error, done.seconds)
+        if isinstance(done.error, _TimeLimit):
+            return CallOutcome("timeout", message=f"did not return within {timeout:.0f} s", seconds=done.seconds)
+        report = done.message()
+        if done.error is not None:
+            return CallOutcome("error", error_type=report["type"], message=report["message"],
+                               frames=report["frames"], output=done.output, seconds=done.seconds)
+        return CallOutcome("ok", value=done.value, output=done.output, mutated=done.mutated,
+                           warnings=done.warnings, seconds=done.seconds)
 
 
 def _source_files(namespace: Mapping[str, object]) -> list[str]:
@@ -305,8 +261,8 @@ def _expire_soon() -> None:
         signal.setitimer(signal.ITIMER_REAL, 0.001)
 
 
-def _aborted(stop: AbortCall, started: float) -> CallOutcome:
-    return CallOutcome("aborted", value=stop.verdict, message=stop.reason, seconds=time.monotonic() - started)
+def _aborted(stop: AbortCall, seconds: float) -> CallOutcome:
+    return CallOutcome("aborted", value=stop.verdict, message=stop.reason, seconds=seconds)
 
 
 class _TimeLimit(BaseException):

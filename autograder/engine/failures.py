@@ -36,7 +36,15 @@ class CannotCheckHere(Exception):
 
 
 class StudentCodeFailed(Failed):
-    """The student's function raised, hung, crashed or is missing."""
+    """The student's function raised, hung, crashed or is missing.
+
+    ``outcome`` is the ``CallOutcome`` of the call that failed (None when there was no call), so a
+    check can tell a symptom (``outcome.error_type``, ``outcome.message``) and explain it.
+    """
+
+    def __init__(self, message: str, why: str = "", case: str = "", outcome=None) -> None:
+        super().__init__(message, why, case)
+        self.outcome = outcome
 
 
 class GraderError(Exception):

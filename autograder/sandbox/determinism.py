@@ -79,8 +79,10 @@ def _seeded_subclass(original, entropy):
     return Seeded
 
 
-def seed_call(entropy: Entropy, seed: int) -> None:
-    """Before a call: the global generators and the unseeded-generator stream start from ``seed``."""
+def seed_call(entropy: Entropy | None, seed: int) -> None:
+    """Before a call: the global generators (and, in the sandbox, the unseeded-generator stream
+    ``entropy``) start from ``seed``. In a student's kernel there is no stream (``None``)."""
     np.random.mtrand._rand.seed(seed % 2**32)
     _ORIGINAL_RANDOM.seed(random._inst, seed)
-    entropy.reset(seed)
+    if entropy is not None:
+        entropy.reset(seed)

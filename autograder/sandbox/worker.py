@@ -25,42 +25,13 @@ import traceback
 import types
 import warnings
 
+from .calling import map_callables, perform, short
 from .codec import FunctionRef
 from .errors import ValueTooLarge, megabytes
-from .determinism import seed_call
-from .mutation import mutated_arguments, snapshot
 
-OUTPUT_CAP = 8000          # characters of printed output kept per call
 # Imported eagerly anyway (cheap or already loaded); everything else behind `import x` is lazy.
 _EAGER = {"numpy", "math", "random", "itertools", "functools", "collections", "time", "warnings"}
 STUB_DOC = "A function of the grader's (it runs outside the sandbox and returns its result here)."
-
-
-class CappedStream(io.TextIOBase):
-    """A stdout/stderr replacement that keeps the first characters and counts the rest."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.kept = 0
-        self.dropped = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text) -> int:
-        text = str(text)
-        room = OUTPUT_CAP - self.kept
-        if room > 0:
-            self.parts.append(text[:room])
-            self.kept += min(room, len(text))
-        self.dropped += max(0, len(text) - max(room, 0))
-        return len(text)
-
-    def text(self) -> str:
-        out = "".join(self.parts)
-        if self.dropped:
-            out += f"\n... ({self.dropped} more characters not shown)"
-        return out
 
 
 class LazyModule(types.ModuleType):
@@ -172,52 +143,14 @@ class Worker:
         if not callable(func):
             return {"kind": "error", "type": "MissingFunction",
                     "message": f"no function named {name} is defined", "frames": []}
-        target = func
-        if message.get("differentiate") is not None:
-            target = _differentiated(func, message["differentiate"])
-        args = [self._live(a) for a in message.get("args", [])]
-        kwargs = {k: self._live(v) for k, v in message.get("kwargs", {}).items()}
-        before = snapshot(tuple(args)), snapshot(kwargs)
-        for global_name, token in dict(message.get("standins", {})).items():
-            self.namespace[global_name] = self._stub(str(token), str(global_name))
-        seed_call(self.entropy, int(message.get("seed", 0)))
-        out = CappedStream()
-        sys.stdout = sys.stderr = out
-        try:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                value = target(*args, **kwargs)
-        except BaseException as exc:
-            return self._error(exc, out)
-        finally:
-            sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-        mutated = mutated_arguments(func, before, tuple(args), kwargs)
-        return {"kind": "result", "value": value, "output": out.text(), "mutated": mutated,
-                "warnings": _warning_texts(caught)}
-
-    def _error(self, exc: BaseException, out: CappedStream) -> dict:
-        import numpy as np
-        kind = type(exc).__name__
-        if isinstance(exc, SystemExit):
-            kind, text = "SystemExit", "the function called sys.exit() / exit()"
-        else:
-            text = short(exc)
-        frames = [[f.filename, f.lineno, f.name, f.line or ""]
-                  for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
-        return {"kind": "error", "type": kind, "message": text, "frames": frames[-6:],
-                "output": out.text(), "linalg": isinstance(exc, np.linalg.LinAlgError)}
-
-    def _live(self, value):
-        """Turn FunctionRefs (anywhere in an argument) into stand-ins."""
-        if isinstance(value, FunctionRef):
-            return self._stub(value.name, "function")
-        if isinstance(value, list):
-            return [self._live(v) for v in value]
-        if isinstance(value, tuple):
-            return tuple(self._live(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._live(v) for k, v in value.items()}
-        return value
+        live = lambda value: self._stub(value.name, "function") if isinstance(value, FunctionRef) else value  # noqa: E731
+        args = tuple(map_callables(a, live) for a in message.get("args", []))
+        kwargs = {k: map_callables(v, live) for k, v in message.get("kwargs", {}).items()}
+        standins = {str(g): self._stub(str(token), str(g)) for g, token in dict(message.get("standins", {})).items()}
+        done = perform(func, args, kwargs, seed=int(message.get("seed", 0)), entropy=self.entropy,
+                       namespace=self.namespace, standins=standins, differentiate=message.get("differentiate"),
+                       keep_frame=lambda frame: frame.filename.startswith("<cell"))
+        return done.message()
 
     def _stub(self, token: str, name: str):
         """A function that calls the grader's ``token``: named after what it replaces, nothing
@@ -262,14 +195,6 @@ def raisable(type_name) -> type:
             "MemoryError": MemoryError}.get(type_name, RuntimeError)
 
 
-def short(exc: BaseException) -> str:
-    try:
-        text = str(exc)
-    except BaseException:
-        text = "(unprintable message)"
-    return text if len(text) <= 1500 else text[:1500] + " ..."
-
-
 def describe(value) -> str:
     if callable(value):
         return f"function {getattr(value, '__name__', '?')}"
@@ -277,19 +202,3 @@ def describe(value) -> str:
         return repr(value)[:200]
     except BaseException:
         return "(no description)"
-
-
-def _warning_texts(caught) -> list[str]:
-    texts = []
-    for w in caught:
-        text = f"{w.category.__name__}: {w.message}"
-        if text not in texts:
-            texts.append(text)
-    return texts[:5]
-
-
-def _differentiated(func, argnum):
-    """``func``'s derivative by autograd with respect to argument ``argnum`` (elementwise_grad: the
-    gradient of the sum of its outputs), so a check can ask whether autograd differentiates it."""
-    from autograd import elementwise_grad
-    return elementwise_grad(func, int(argnum))

@@ -18,9 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...engine import Failed, Spy, expect
-from ...sandbox import AbortCall
-from ...sandbox.mutation import snapshot
+from ...engine import Failed, expect
 from . import theory
 from .fixtures import L_PROBE, MU_PROBE, OMEGA_PROBE, sample
 from .judging import Isolation, NotExcused, check, explanation, validate_array
@@ -94,21 +92,22 @@ FULL_RANK = Loop("advi_full_rank", "full_rank", "L")
 
 
 class Watch:
-    """The loop's calls of its ELBO, gradient and step-size functions, recorded by the engine's spies
-    (each call's arguments bound by the task's signature, so positional and keyword calls, in any
-    order, read the same). A call made from inside another watched call (the student's own gradient
-    differentiating their own ELBO) is passed through, not recorded.
+    """The loop's calls of its ELBO, gradient and step-size functions, followed by the engine's loop
+    follower (``autograder.engine.watch``): each call's arguments bound by the task's signature, so
+    positional and keyword calls, in any order, read the same; recorded as copies (in the student's
+    kernel a loop may update its parameters in place afterwards); a call made from inside another
+    watched call (the student's own gradient differentiating their own ELBO) is passed through, not
+    recorded.
 
-    The watch stops the loop (``AbortCall``) as soon as the check has its verdict: more gradient calls
+    The watch stops the loop (``Watch.stop``) as soon as the check has its verdict: more gradient calls
     than iterations, a step-size call that could not work (k < 1, or no s_prev after the first step).
     """
 
     def __init__(self, iso: Isolation, loop: Loop, n_iter: int) -> None:
-        task = iso.ctx.assignment.task
         self.loop, self.n_iter = loop, n_iter
-        self.spies = {name: Spy(name, iso.implementation(name), task=task(name))
+        self.watch = iso.ctx.watch(copies=True, outermost=True)
+        self.spies = {name: self.watch.spy(name, iso.implementation(name), before=self._before_call(name))
                       for name in (loop.elbo, loop.grad, "step_size")}
-        self._busy: list = []
 
     @property
     def grad_calls(self):
@@ -119,43 +118,27 @@ class Watch:
         return [c for c in self.spies[self.loop.elbo].calls if c.arguments is not None]
 
     def standins(self) -> dict:
-        return {name: self._watched(spy) for name, spy in self.spies.items()}
-
-    def _watched(self, spy: Spy):
-        busy = self._busy
-
-        def watched(*args, **kwargs):
-            if busy:
-                return spy.target(*args, **kwargs)
-            # Copies: in the student's kernel a loop may update its parameters in place afterwards.
-            args, kwargs = snapshot(args), snapshot(kwargs)
-            self._before(spy, args, kwargs)
-            busy.append(spy.name)
-            try:
-                return spy(*args, **kwargs)
-            finally:
-                busy.pop()
-
-        watched.__name__ = spy.name
-        return watched
+        return self.watch.standins()
 
     def _stop(self, message: str, why: str):
-        raise AbortCall(message, verdict=NotExcused(message, why=why))
+        self.watch.stop(message, verdict=NotExcused(message, why=why))
 
-    def _before(self, spy: Spy, args, kwargs) -> None:
+    def _before_call(self, name: str):
+        return lambda call: self._before(name, call)
+
+    def _before(self, name: str, call) -> None:
         loop, n_iter = self.loop, self.n_iter
-        if spy.name == loop.grad and len(spy.calls) >= n_iter:
+        spy = self.spies[name]
+        if name == loop.grad and len(spy.calls) >= n_iter:
             self._stop(f"with n_iter={n_iter}, {loop.name} called {loop.grad} more than {n_iter} times "
                        "(it was stopped there)", WHY_OVERRUN)
-        if spy.name == loop.elbo and len(spy.calls) >= ELBO_CALLS_PER_ITERATION * n_iter + 2:
+        if name == loop.elbo and len(spy.calls) >= ELBO_CALLS_PER_ITERATION * n_iter + 2:
             self._stop(f"with n_iter={n_iter}, {loop.name} called {loop.elbo} more than "
                        f"{ELBO_CALLS_PER_ITERATION * n_iter + 2} times (it was stopped there)", WHY_OVERRUN)
-        if spy.name == "step_size":
-            try:
-                arguments = spy.task.bind(args, kwargs)
-            except TypeError:
-                return          # the spy raises it in the student's code, like the real function
-            k, s_prev = arguments["k"], arguments["s_prev"]
+        if name == "step_size":
+            if call.arguments is None:
+                return          # the spy raises TypeError in the student's code, like the real function
+            k, s_prev = call.arguments["k"], call.arguments["s_prev"]
             number = np.asarray(k) if isinstance(k, (int, float, np.number, np.ndarray)) else None
             if number is not None and number.size == 1 and float(number) < 1:
                 self._stop(f"{loop.name} called step_size with k = {k!r}", WHY_K_FROM_ZERO)

@@ -47,8 +47,6 @@ import warnings
 import numpy as np
 
 from ...engine import Failed, expect
-from ...engine.context import explain_outcome
-from ...engine.failures import StudentCodeFailed
 from ...sandbox.codec import Opaque
 from . import ASSIGNMENT, theory
 
@@ -209,17 +207,9 @@ class Isolation:
         return self.value(name, self.outcome(name, *args, extra=extra, timeout=timeout, **kwargs))
 
     def value(self, name: str, outcome):
-        if outcome.status == "aborted":   # a watching stand-in stopped the call with its verdict
-            if isinstance(outcome.value, Failed):
-                raise outcome.value
-            raise Failed(f"{name} was stopped: {outcome.message}")
-        if not outcome.ok:
-            message, why = explain_outcome(name, outcome, self.ctx.executor)
-            raise StudentCodeFailed(message, why or crash_why(outcome))
-        if outcome.mutated:
-            names = ", ".join(f"`{m}`" for m in outcome.mutated)
-            raise Failed(f"{name} changed its input {names} in place", why=WHY_MUTATES)
-        return outcome.value
+        """The engine's ``ctx.value``: a watch's verdict when a stand-in stopped the call, the
+        explanation of a crash (with autograd's symptom), ADVI's words for an input changed in place."""
+        return self.ctx.value(name, outcome, why_mutated=WHY_MUTATES, why_failed=crash_why)
 
     def run(self, *args, **kwargs):
         """Call the function under check."""

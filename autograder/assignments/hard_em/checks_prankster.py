@@ -1,9 +1,11 @@
 """Checks of the prankster functions with their hard_EM flag.
 
 The soft behaviour is checked by a few of the prankster assignment's own checks (registered here
-again, worth fewer points); the checks written here are about hard EM. What the two assignments
-share lives in the prankster package's public modules (``theory``, ``judging``, ``diagnosis``,
-``watching``) and in its registered checks.
+again through the engine, ``Assignment.reuse``, worth fewer points); the checks written here are
+about hard EM. The helpers the two assignments share (the model's facts, validation, diagnoses,
+the run_EM watcher and its judging, all taking the ``hard_EM`` flag) are the prankster package's
+public modules (``theory``, ``judging``, ``judging_em``, ``diagnosis``, ``watching``, ``fixtures``),
+imported by name: they are about the prankster model, so they belong to it, not to the engine.
 """
 
 from __future__ import annotations
@@ -27,10 +29,9 @@ NOT_ONE_HOT = ("with hard_EM=True, q[:, k] is a point mass: 1 at the most probab
 
 
 def reuse(task: str, name: str, points: float, as_name: str | None = None) -> None:
-    """Register one of the prankster assignment's checks for the same function here."""
-    original = next(c for c in PRANKSTER.checks if c.task == task and c.name == name)
-    ASSIGNMENT.check(task, as_name or name, points, needs_reference=original.needs_reference,
-                     timeout=original.timeout, hints=original.hints)(original.run)
+    """Register one of the prankster assignment's checks for the same function here (the engine's
+    ``Assignment.reuse``)."""
+    ASSIGNMENT.reuse(PRANKSTER, task, name, points, as_name=as_name)
 
 
 def _positions(rng, n_positions: int, K: int) -> np.ndarray:

@@ -43,7 +43,7 @@ def run_visible(ctx, *args, **kwargs):
     try:
         return ctx.run(*args, **kwargs)
     except StudentCodeFailed as failure:
-        last = ctx.last
+        last = failure.outcome
         if last is not None and last.error_type == "UFuncTypeError" and "same_kind" in last.message:
             failure.why = diagnosis.explain("in_place_integer")
         raise

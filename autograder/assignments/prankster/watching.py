@@ -2,17 +2,19 @@
 
 ``run_EM`` is judged by watching it work: its calls of ``run_e_step``, ``run_m_step`` and
 ``calculate_lower_bound`` go to stand-ins (the reference when grading, the student's own
-functions on their machine) wrapped in the engine's ``Spy``, bound by the tasks' signatures, so
-a call is understood however its arguments are passed (by position or keyword, in any order).
+functions on their machine) followed by the engine's loop follower (``autograder.engine.watch``:
+one ``Spy`` per step, bound by the tasks' signatures), so a call is understood however its
+arguments are passed (by position or keyword, in any order).
 
 Nothing here assumes one calling pattern. An *iteration* is an M-step; the bound may be computed
 any number of times (before the loop, twice per iteration, before or after the stop test); an
 E-step may be repeated on unchanged parameters. A scripted bound (its value after ``m`` M-steps)
 makes the stopping rule testable exactly, whatever the order of the calls.
 
-A watched run ends at once (``AbortCall``) when the check has its verdict: an M-step past
-``max_iter``, or past the iteration at which the stopping rule should have ended the loop, or
-far more calls of the steps than the iterations allow. So a loop that never stops costs the
+A watched run ends at once (``Watch.stop``: an ``AbortCall`` carrying the verdict, which ``ctx.run``
+raises) when the check has its verdict: an M-step past ``max_iter``, or past the iteration at which
+the stopping rule should have ended the loop, or far more calls of the steps than the iterations
+allow. So a loop that never stops costs the
 student a clear message within a fraction of a second, not a time-out.
 
 Stand-ins behave like a plain numpy implementation: Python floats they return become numpy
@@ -27,8 +29,7 @@ from typing import Callable
 
 import numpy as np
 
-from ...engine import Failed, Spy, StudentCodeFailed, expect
-from ...sandbox import AbortCall
+from ...engine import Failed, expect
 from . import theory
 
 USE_THE_STEPS = ("run_EM must call run_e_step, run_m_step and calculate_lower_bound (by those names) in every "
@@ -52,16 +53,11 @@ def numpy_like(value):
 
 
 @dataclass
-class Stop:
-    """Why a watched run was ended early: the check's verdict."""
-
-    message: str
-    why: str
-
-
-@dataclass
 class EMWatcher:
     """Spies on the three steps of one ``run_EM`` call, and ends the call when it goes wrong.
+
+    Built on the engine's loop follower (``ctx.watch()``): each step is a ``Spy`` whose ``before``
+    hook counts the calls and stops the run (``Watch.stop``) with the check's verdict.
 
     Parameters
     ----------
@@ -83,42 +79,44 @@ class EMWatcher:
     script: Callable | None = None
     stop_after: int | None = None
     flag: dict = field(default_factory=dict)
-    stopped: Stop | None = None
 
     def __post_init__(self) -> None:
-        self.e_step = self._spy("run_e_step", self._guard(self._budget("run_e_step", 3)))
-        self.m_step = self._spy("run_m_step", self._guard(self._before_m_step))
-        self.bound = self._spy("calculate_lower_bound", self._guard(self._budget("calculate_lower_bound", 4)))
+        self.watch = self.ctx.watch()
         self._targets = {"run_e_step": self.ctx.stand_in("run_e_step"),
                          "run_m_step": self.ctx.stand_in("run_m_step"),
                          "calculate_lower_bound": self.ctx.stand_in("calculate_lower_bound")}
+        self.e_step = self.watch.spy("run_e_step", self._target("run_e_step"),
+                                     before=self._budget("run_e_step", 3))
+        self.m_step = self.watch.spy("run_m_step", self._target("run_m_step"), before=self._before_m_step)
+        self.bound = self.watch.spy("calculate_lower_bound", self._target("calculate_lower_bound"),
+                                    before=self._budget("calculate_lower_bound", 4))
 
     # ----------------------------------------------------------------------------- calls
-    def _spy(self, name: str, target: Callable) -> Spy:
-        return self.ctx.spy(name, target)
-
-    def _guard(self, before: Callable) -> Callable:
-        """A target that first lets ``before(name)`` end the call, then runs the stand-in."""
+    def _target(self, name: str) -> Callable:
+        """The stand-in (or, for the bound with a script, the scripted value) as numpy returns it."""
         def target(*args, **kwargs):
-            name = before()
             if name == "calculate_lower_bound" and self.script is not None:
                 return np.float64(self.script(len(self.m_step.calls)))
             return numpy_like(self._targets[name](*args, **kwargs))
         return target
 
     def _budget(self, name: str, per_iteration: int) -> Callable:
-        def before():
+        def before(call) -> None:
+            if call.arguments is None:
+                return          # (the spy raises TypeError, as the function would)
             spy = self.e_step if name == "run_e_step" else self.bound
+            n = len(spy.calls) + 1          # this call included
             allowed = per_iteration * ((self.max_iter if self.max_iter is not None else 50) + 2)
-            if len(spy.calls) > allowed:
-                self._stop(f"run_EM called {name} {len(spy.calls)} times with only {len(self.m_step.calls)} "
+            if n > allowed:
+                self._stop(f"run_EM called {name} {n} times with only {len(self.m_step.calls)} "
                            f"M-step(s)", "every iteration is one M-step followed by one E-step; a loop that calls "
                            "the steps again and again without moving on never ends")
-            return name
         return before
 
-    def _before_m_step(self) -> str:
-        n = len(self.m_step.calls)          # this call included
+    def _before_m_step(self, call) -> None:
+        if call.arguments is None:
+            return
+        n = len(self.m_step.calls) + 1      # this call included
         if self.max_iter is not None and n > self.max_iter:
             self._stop(f"with max_iter={self.max_iter}, run_EM started iteration {n} (an M-step beyond max_iter)",
                        MAX_ITER_RULE + ", and stop earlier when the bound stops improving")
@@ -127,15 +125,17 @@ class EMWatcher:
             self._stop(f"iteration {m} improved the bound from {self.script(m - 1):.6f} to {self.script(m):.6f}, "
                        f"less than tolerance * |previous bound|, yet run_EM went on with iteration {n}",
                        STOPPING_RULE)
-        return "run_m_step"
 
     def _stop(self, message: str, why: str) -> None:
-        if self.stopped is None:
-            self.stopped = Stop(message, why)
-        raise AbortCall(self.stopped.message)
+        self.watch.stop(message, verdict=Failed(f"run_EM was stopped: {message}", why=why))
+
+    @property
+    def stopped(self) -> Failed | None:
+        """The verdict that ended the run (None when it ran to its end)."""
+        return self.watch.stopped
 
     def standins(self) -> dict:
-        found = {"run_e_step": self.e_step, "run_m_step": self.m_step, "calculate_lower_bound": self.bound}
+        found = self.watch.standins()
         if self.ctx.has_reference:
             found["calculate_log_probability"] = self.ctx.stand_in("calculate_log_probability")
         return found
@@ -180,12 +180,7 @@ def run_em(ctx, X, w, watcher: EMWatcher | None = None, **kwargs):
     returns. Returns ``(F, B, s, a, LL)``; raises Failed with the watcher's verdict when it ended the call."""
     if watcher is None:
         watcher = EMWatcher(ctx, max_iter=kwargs.get("max_iter", 50), flag=flag_of(kwargs))
-    try:
-        value = ctx.run(X, w, standins=watcher.standins(), **kwargs)
-    except StudentCodeFailed:
-        if watcher.stopped is not None and ctx.last is not None and ctx.last.status == "aborted":
-            raise Failed(f"run_EM was stopped: {watcher.stopped.message}", why=watcher.stopped.why) from None
-        raise
+    value = ctx.run(X, w, standins=watcher.standins(), **kwargs)   # (raises the watcher's verdict)
     return unpack(value, *np.shape(X)[:2], w)
 
 
