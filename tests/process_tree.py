@@ -19,10 +19,15 @@ import threading
 import time
 
 _LAUNCHER = r"""
-import ctypes, os, subprocess, sys, threading
+import ctypes, os, signal, subprocess, sys, threading
 ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)      # PR_SET_CHILD_SUBREAPER
+def default_signals():
+    # The command gets the stopping signals as a terminal or a scheduler would send them: a suite
+    # started under nohup (SIGHUP ignored, inherited across exec) must not make SIGHUP a no-op.
+    for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 child = subprocess.Popen(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=open(os.environ["LAUNCH_OUT"], "wb"),
-                         stderr=open(os.environ["LAUNCH_ERR"], "wb"))
+                         stderr=open(os.environ["LAUNCH_ERR"], "wb"), preexec_fn=default_signals)
 print(child.pid, flush=True)
 def reap():
     while True:

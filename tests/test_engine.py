@@ -155,3 +155,32 @@ def test_in_process_calls_copy_the_arrays_but_pass_the_graders_callables_by_refe
     assert outcome.ok and outcome.value == 6.0
     assert recorder.calls == [1.0, 2.0]
     assert data[0] == 0.0 and outcome.mutated
+
+
+GARBAGE_UNTIL_STOPPED = '''
+import weakref
+
+class Thing:
+    def __del__(self):
+        sum(range(300))
+
+def churn():
+    kept = []
+    while True:   # every object dies at once, in a __del__ and a weakref callback of its own
+        thing = Thing()
+        kept.append(weakref.ref(thing, lambda ref: sum(range(300))))
+        del thing
+'''
+
+
+def test_an_in_process_time_out_ends_the_call_silently_wherever_it_fires(capfd):
+    """The time limit fires wherever the code is, __del__ and weakref callbacks included, where
+    Python cannot raise it and would print "Exception ignored" on stderr (in a student's kernel, or
+    as pytest's unraisable warning): nothing is printed, and the call still ends as a time-out."""
+    namespace = {}
+    exec(compile(GARBAGE_UNTIL_STOPPED, "<churn>", "exec"), namespace)
+    executor = InProcessExecutor(namespace)
+    for _ in range(3):
+        outcome = executor.call("churn", (), {}, standins={}, seed=0, timeout=0.3)
+        assert outcome.status == "timeout", outcome
+    assert "Exception ignored" not in capfd.readouterr().err

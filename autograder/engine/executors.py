@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import signal
+import sys
 import threading
 from typing import Callable, Mapping, Protocol, runtime_checkable
 
@@ -278,17 +279,36 @@ def _time_limit(seconds: float):
         yield
         return
 
+    delegating = []   # (non-empty while the previous unraisable hook runs: never interrupt it)
+    previous_hook = sys.unraisablehook
+
     def expire(signum, frame):
         # Again and again until the call is over: code that catches BaseException and loops on
         # is interrupted somewhere outside its try.
         signal.setitimer(signal.ITIMER_REAL, 0.002)
-        raise _TimeLimit()
+        if not delegating:
+            raise _TimeLimit()
+
+    def unraisable(info):
+        # The limit may fire inside a weakref callback or a __del__, where Python cannot raise it
+        # into the call and reports it as "Exception ignored" on stderr: it is ours, and it fires
+        # again 2 ms later inside the call, so it is dropped silently.
+        if isinstance(info.exc_value, _TimeLimit) or isinstance(getattr(info.exc_value, "__cause__", None),
+                                                                  _TimeLimit):
+            return
+        delegating.append(True)
+        try:
+            previous_hook(info)
+        finally:
+            delegating.pop()
 
     expire.autograder_time_limit = True
     previous = signal.signal(signal.SIGALRM, expire)
+    sys.unraisablehook = unraisable
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
