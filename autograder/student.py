@@ -98,11 +98,11 @@ class ProgressReport(Report):
 
     def _repr_html_(self) -> str:
         import html
-        from .reporting.html import _STYLE
+        from .reporting.html import STYLE
         cls = {"✓": "ag-ok", "✗": "ag-bad", "·": "ag-skip"}
         lines = [f'<div class="ag-check {cls[m]}">{m} <b>{html.escape(n)}</b> {html.escape(w)}</div>'
                  for m, n, w in self.rows()]
-        return (f'{_STYLE}<div class="ag-report ag-progress"><h3>{html.escape(self.title)}</h3>'
+        return (f'{STYLE}<div class="ag-report ag-progress"><h3>{html.escape(self.title)}</h3>'
                 + "\n".join(lines) + f"<div>{html.escape(self.footer)}</div></div>")
 
     def __repr__(self) -> str:
@@ -133,8 +133,8 @@ class Notice:
 
     def _repr_html_(self) -> str:
         import html
-        from .reporting.html import _STYLE
-        return f'{_STYLE}<div class="ag-report"><div class="ag-check ag-skip">{html.escape(self.text)}</div></div>'
+        from .reporting.html import STYLE
+        return f'{STYLE}<div class="ag-report"><div class="ag-check ag-skip">{html.escape(self.text)}</div></div>'
 
     def __repr__(self) -> str:
         return self.text

@@ -6,7 +6,7 @@ import html
 
 from ..engine.results import SubmissionResult
 
-_STYLE = """
+STYLE = """
 <style>
 .ag-report{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:14px;line-height:1.45;
   max-width:60em;border:1px solid #d0d7de;border-radius:8px;padding:10px 14px;margin:4px 0;background:#fff;color:#1f2328}
@@ -33,7 +33,7 @@ def render_html(result: SubmissionResult, *, title: str | None = None, functions
                        and (functions is None or t.function in functions))
     graded_max = sum(t.max_score for t in result.tests if t.status != "skipped"
                      and (functions is None or t.function in functions))
-    parts = [_STYLE, '<div class="ag-report">']
+    parts = [STYLE, '<div class="ag-report">']
     heading = _e(title or f"{result.assignment}: {result.submission}")
     parts.append(f'<h3>{heading}<span class="ag-score">{graded_score:g} / {graded_max:g}</span></h3>')
     if result.error:
