@@ -30,6 +30,7 @@ global generators before every call and makes unseeded generators repeatable.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -119,20 +120,21 @@ class Job:
                        figures=self.figures, hidden=self.hidden, limits=dict(self.limits))
 
 
-_fingerprints: dict[str, str] = {}
-
-
 def fingerprint(assignment_id: str) -> str:
     """A hash of everything that decides a grade: the grader's code (every assignment's checks),
-    the data and the reference modules. A stored result is reused only under the same fingerprint."""
-    if assignment_id in _fingerprints:
-        return _fingerprints[assignment_id]
+    the data and the reference modules. A stored result is reused only under the same fingerprint
+    (and its job key names the assignment)."""
+    return _grader_fingerprint()
+
+
+@functools.cache
+def _grader_fingerprint() -> str:
+    # One for every assignment: it hashes all of the grader, so it is computed once per process.
     digest = hashlib.sha256(f"autograder {__version__}\n".encode())
     for name, path in graded_files():
         digest.update(f"{name}\n".encode())
         digest.update(path.read_bytes())
-    _fingerprints[assignment_id] = digest.hexdigest()[:20]
-    return _fingerprints[assignment_id]
+    return digest.hexdigest()[:20]
 
 
 def graded_files() -> list[tuple[str, Path]]:
