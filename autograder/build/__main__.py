@@ -31,8 +31,9 @@ def source_content(assignment_id: str) -> bytes:
     return notebooks.dumps(notebooks.sync_points(nb, _assignment_points(assignment_id))).encode()
 
 
-def generated_files(assignment_id: str) -> dict[Path, bytes]:
-    """Every file generated for ``assignment_id``, as {absolute path: content}, computed in memory."""
+def generated_files(assignment_id: str, released: dict[str, bytes] | None = None) -> dict[Path, bytes]:
+    """Every file generated for ``assignment_id``, as {absolute path: content}, computed in memory
+    (``released``: its released files, when nbgrader has already released it)."""
     source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
     out: dict[Path, bytes] = {}
     out[source] = source_content(assignment_id)
@@ -43,7 +44,9 @@ def generated_files(assignment_id: str) -> dict[Path, bytes]:
         reference = _module_from_source(f"solutions.{assignment_id}", out[module_path].decode(), module_path)
         from ..datasets import npz_bytes
         out[fixtures.VISIBLE_PATH] = npz_bytes(fixtures.visible_expectations(reference))
-    for rel, content in release.released_files(ROOT, assignment_id).items():
+    if released is None:
+        released = release.released_files(ROOT, [assignment_id])[assignment_id]
+    for rel, content in released.items():
         out[ROOT / "course" / assignment_id / rel] = content
     return out
 
@@ -110,12 +113,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("assignments", nargs="*", help="default: every assignment with a source notebook")
     args = parser.parse_args(argv)
     stale = []
-    for assignment_id in args.assignments or assignments_with_sources():
+    assignment_ids = args.assignments or assignments_with_sources()
+    for assignment_id in assignment_ids:
         source = ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb"
         if not args.check and source.read_bytes() != source_content(assignment_id):
             source.write_bytes(source_content(assignment_id))  # first: nbgrader releases from this file
             stale.append(source)
-        files = generated_files(assignment_id)
+    releases = release.released_files(ROOT, assignment_ids)
+    for assignment_id in assignment_ids:
+        files = generated_files(assignment_id, releases[assignment_id])
         released = ROOT / "course" / assignment_id
         for extra in sorted(released.rglob("*")) if released.exists() else []:
             if extra.is_file() and extra not in files:
