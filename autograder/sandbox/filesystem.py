@@ -67,21 +67,21 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process)."""
     # Everything is opened before anything is mounted on top of it. A call process opens only
     # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
-    # the layout, never from the zygote's own files (their times are the sandbox's start). The
-    # zygote makes its own the same way, so that its tree (which every call's mount namespace
-    # starts as a copy of, and detaches) holds no mount per file or device node.
-    sources, made = {}, set()
+    # the layout, never from the zygote's own files (their times are the sandbox's start).
+    sources, files, devices, made = {}, {}, {}, set()
     copies = layout.get("sources", {}) if from_host else {}   # (a call binds the zygote's: the same copies)
     wanted = [(p, copies.get(p, p), k) for p, k in layout["binds"]]
-    wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"] if k == "dir"]
+    wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"] if from_host or k == "dir"]
+    wanted += [(d, d, "file") for d in layout["devices"] if from_host]
     missing = []
     for target, source, kind in wanted:
         try:
             sources[target] = (os.open(source, os.O_PATH | os.O_CLOEXEC), kind)
         except OSError:
             missing.append(target)
-    files = {g: layout["runtime_files"][g].encode() for g, _, k in layout["runtime"] if k == "file"}
-    devices = dict(layout["device_numbers"])
+    if not from_host:
+        files = {g: layout["runtime_files"][g].encode() for g, _, k in layout["runtime"] if k == "file"}
+        devices = dict(layout["device_numbers"])
     if missing:
         report.missing.append("allowlist entries not found: " + ", ".join(missing))
     new = STAGING
@@ -110,7 +110,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
             os.utime(new + guest, (0, 0))
         for device, rdev in devices.items():
             _mkdirs(new, os.path.dirname(device), skeleton, made)
-            try:   # a node of its own (root); in a user namespace one bound (the host's, the zygote's)
+            try:   # a node of its own (root); in a user namespace the zygote's, bind-mounted
                 os.mknod(new + device, 0o666 | stat.S_IFCHR, rdev)
                 os.chmod(new + device, 0o666)
             except OSError:
