@@ -173,11 +173,14 @@ def _mask_proc(new: str, report) -> None:
     with open(empty, "w"):
         pass
     try:
+        source = empty
         for name in PROC_MASKED:
             target = f"{new}/proc/{name}"
             if os.path.exists(target):
-                mount(empty, target, None, MS_BIND)
-                mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                mount(source, target, None, MS_BIND)
+                if source == empty:
+                    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                    source = target   # (a bind of a read-only mount is read-only: the others need no remount)
     except OSError as exc:
         report.missing.append(f"masking /proc's host-wide files ({exc})")
     finally:
