@@ -105,9 +105,14 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
             _make_read_only(new + target, device=target in layout["devices"])
         for guest, data in files.items():
             _mkdirs(new, os.path.dirname(guest), skeleton, made)
-            with open(new + guest, "wb") as f:
-                f.write(data)
-            os.utime(new + guest, (0, 0))
+            fd = os.open(new + guest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            try:   # (os-level, as open(..., "wb") but without its file objects)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.utime(fd, (0, 0))
+            finally:
+                os.close(fd)
         for device, rdev in devices.items():
             _mkdirs(new, os.path.dirname(device), skeleton, made)
             try:   # a node of its own (root); in a user namespace the zygote's, bind-mounted
