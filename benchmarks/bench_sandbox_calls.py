@@ -25,7 +25,7 @@ kernel threads) and by what it was doing (fork, page faults, namespaces, mounts,
 
     python benchmarks/bench_sandbox_calls.py [--calls 200] [--batch 20] [--against REV]
         [--workloads trivial,E_step,standin] [--grade FILE [--assignment advi] [--grades 3]]
-        [--profile [--profile-calls 300]]
+        [--profile [--profile-calls 300]]   (with --against: that revision's profile first)
 """
 
 from __future__ import annotations
@@ -442,7 +442,14 @@ def main() -> None:
         driver()
         return
     if args.profile:
-        profile(ROOT, args.profile_calls)
+        baseline = export(args.against) if args.against else None
+        try:
+            for name, tree in ([(args.against, baseline)] if baseline else []) + [("this tree", ROOT)]:
+                print(f"--- {name}")
+                profile(tree, args.profile_calls)
+        finally:
+            if baseline:
+                shutil.rmtree(baseline, ignore_errors=True)
         return
     workloads = [w for w in args.workloads.split(",") if w]
     baseline = export(args.against) if args.against else None
