@@ -258,6 +258,9 @@ def test_host_wide_proc_files_are_masked(namespaces):
     for name in present:
         outcome = namespaces.call("read", (f"/proc/{name}",))
         assert outcome.ok and outcome.value == "", (name, outcome)
+        # (every mask but the first is a bind of the first: read-only by inheritance, not by a remount)
+        written = namespaces.call("write", (f"/proc/{name}",))
+        assert written.error_type == "OSError" and "Read-only" in written.message, (name, written)
 
 
 def test_host_settings_do_not_change(namespaces):
