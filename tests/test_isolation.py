@@ -258,6 +258,9 @@ def test_host_wide_proc_files_are_masked(namespaces):
     for name in present:
         outcome = namespaces.call("read", (f"/proc/{name}",))
         assert outcome.ok and outcome.value == "", (name, outcome)
+        # (every mask but the first is a bind of the first: read-only by inheritance, not by a remount)
+        written = namespaces.call("write", (f"/proc/{name}",))
+        assert written.error_type == "OSError" and "Read-only" in written.message, (name, written)
 
 
 def test_host_settings_do_not_change(namespaces):
@@ -861,12 +864,23 @@ def in_a_daemon():
     time.sleep(0.2)
     return 1
 
+def in_netns_counters():
+    """A network namespace's counters only grow: a datagram with no route counts in OutNoRoutes
+    (a namespace shared by the calls would count them)."""
+    lines = [line.split() for line in open("/proc/net/snmp") if line.startswith("Ip:")]
+    seen = dict(zip(lines[0][1:], map(int, lines[1][1:])))["OutNoRoutes"]
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("127.0.0.1", 9))
+    except OSError:
+        pass
+    return seen
+
 def pid_and_clock():
     return os.getpid(), os.getppid()
 '''
 
 
-@pytest.mark.parametrize("name", ["in_globals", "in_tmp", "in_sysv_shm", "in_mqueue", "in_a_daemon"])
+@pytest.mark.parametrize("name", ["in_globals", "in_tmp", "in_sysv_shm", "in_mqueue", "in_a_daemon", "in_netns_counters"])
 def test_no_state_survives_from_one_call_to_the_next(namespaces, name):
     with Sandbox(submission_from_cells([STATEFUL])) as sandbox:
         values = [sandbox.call(name).value for _ in range(3)]

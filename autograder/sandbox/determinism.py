@@ -21,11 +21,18 @@ class Entropy:
 
     def __init__(self) -> None:
         self._stream = np.random.Generator(np.random.PCG64(0))
+        self._pending = None
 
     def reset(self, seed: int) -> None:
-        self._stream = np.random.Generator(np.random.PCG64(seed))
+        # (made on first use: most calls draw nothing from it, and a call process pays for every
+        # page a new generator touches; the classes are the ones in place now, as before)
+        self._pending = (np.random.Generator, np.random.PCG64, seed)
 
     def next_seed(self) -> int:
+        if self._pending is not None:
+            generator, bits, seed = self._pending
+            self._pending = None
+            self._stream = generator(bits(seed))
         return int(self._stream.integers(0, 2**63 - 1))
 
     def install(self) -> None:

@@ -68,7 +68,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     # Everything is opened before anything is mounted on top of it. A call process opens only
     # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
     # the layout, never from the zygote's own files (their times are the sandbox's start).
-    sources, files, devices = {}, {}, {}
+    sources, files, devices, made = {}, {}, {}, set()
     copies = layout.get("sources", {}) if from_host else {}   # (a call binds the zygote's: the same copies)
     wanted = [(p, copies.get(p, p), k) for p, k in layout["binds"]]
     wanted += [(g, h if from_host else g, k) for g, h, k in layout["runtime"] if from_host or k == "dir"]
@@ -91,31 +91,37 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
         mount("tmpfs", new, "tmpfs", MS_NOSUID, "size=1m,nr_inodes=4096,mode=0755")
         # The private /tmp first: allowlisted folders and symlinks below /tmp (a checkout and its
         # virtualenv in /tmp/x) get their mount points and links in it, not under it.
-        _mkdirs(new, "/tmp", skeleton)
+        _mkdirs(new, "/tmp", skeleton, made)
         mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
               f"size={int(layout.get('tmp_mb', 64))}m,nr_inodes=16384,mode=1777")
         for path, target in layout["symlinks"]:
-            _mkdirs(new, os.path.dirname(path), skeleton)
+            _mkdirs(new, os.path.dirname(path), skeleton, made)
             if not os.path.lexists(new + path):
                 os.symlink(target, new + path)
+            made.add(path)
         for target, (fd, kind) in sources.items():
-            _mount_point(new, target, kind, skeleton)
+            _mount_point(new, target, kind, skeleton, made)
             mount(f"/proc/self/fd/{fd}", new + target, None, MS_BIND)
             _make_read_only(new + target, device=target in layout["devices"])
         for guest, data in files.items():
-            _mkdirs(new, os.path.dirname(guest), skeleton)
-            with open(new + guest, "wb") as f:
-                f.write(data)
-            os.utime(new + guest, (0, 0))
+            _mkdirs(new, os.path.dirname(guest), skeleton, made)
+            fd = os.open(new + guest, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            try:   # (os-level, as open(..., "wb") but without its file objects)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.utime(fd, (0, 0))
+            finally:
+                os.close(fd)
         for device, rdev in devices.items():
-            _mkdirs(new, os.path.dirname(device), skeleton)
+            _mkdirs(new, os.path.dirname(device), skeleton, made)
             try:   # a node of its own (root); in a user namespace the zygote's, bind-mounted
                 os.mknod(new + device, 0o666 | stat.S_IFCHR, rdev)
                 os.chmod(new + device, 0o666)
             except OSError:
                 fd = os.open(device, os.O_PATH | os.O_CLOEXEC)
                 try:
-                    _mount_point(new, device, "file", skeleton)
+                    _mount_point(new, device, "file", skeleton, made)
                     mount(f"/proc/self/fd/{fd}", new + device, None, MS_BIND)
                     _make_read_only(new + device, device=True)
                 finally:
@@ -124,7 +130,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
         if from_host:
             _report_residence(new, layout, report)
         if proc:
-            _mkdirs(new, "/proc", skeleton)
+            _mkdirs(new, "/proc", skeleton, made)
             mount("proc", new + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
             if os.statvfs(new + "/proc").f_flag & os.ST_RDONLY:
                 report.held.append("private read-only /proc")
@@ -172,11 +178,14 @@ def _mask_proc(new: str, report) -> None:
     with open(empty, "w"):
         pass
     try:
+        source = empty
         for name in PROC_MASKED:
             target = f"{new}/proc/{name}"
             if os.path.exists(target):
-                mount(empty, target, None, MS_BIND)
-                mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                mount(source, target, None, MS_BIND)
+                if source == empty:
+                    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+                    source = target   # (a bind of a read-only mount is read-only: the others need no remount)
     except OSError as exc:
         report.missing.append(f"masking /proc's host-wide files ({exc})")
     finally:
@@ -213,20 +222,24 @@ def pivot_root(new: str, old: str) -> None:
     check(libc().syscall(number, os.fsencode(new), os.fsencode(old)), "pivot_root")
 
 
-def _mkdirs(new: str, path: str, skeleton: list) -> None:
+def _mkdirs(new: str, path: str, skeleton: list, made: set) -> None:
+    """Make the folders of ``path`` in the new root (``made``: the paths known to exist there)."""
     parts = [p for p in path.split("/") if p]
     current = ""
     for part in parts:
         current += "/" + part
+        if current in made:
+            continue
         if not os.path.lexists(new + current):
             os.mkdir(new + current, 0o755)
             skeleton.append(current)
+        made.add(current)
 
 
-def _mount_point(new: str, target: str, kind: str, skeleton: list) -> None:
-    _mkdirs(new, os.path.dirname(target), skeleton)
+def _mount_point(new: str, target: str, kind: str, skeleton: list, made: set) -> None:
+    _mkdirs(new, os.path.dirname(target), skeleton, made)
     if kind == "dir":
-        _mkdirs(new, target, skeleton)
+        _mkdirs(new, target, skeleton, made)
     elif not os.path.lexists(new + target):
         with open(new + target, "w"):
             pass

@@ -123,6 +123,14 @@ def set_hostname(name: str = "sandbox") -> None:
     check(libc().sethostname(data, len(data)), "sethostname")
 
 
+class _CapHeader(ctypes.Structure):   # (made once, at import: a call process only fills them)
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
 def drop_privileges(report: Report) -> None:
     """Every capability (bounding, ambient, effective, permitted, inheritable), securebits locked,
     and ``no_new_privs``: nothing student code executes can gain a privilege back."""
@@ -132,15 +140,7 @@ def drop_privileges(report: Report) -> None:
             break
     lib.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     lib.prctl(PR_SET_SECUREBITS, _SECUREBITS_ALL_LOCKED, 0, 0, 0)
-
-    class Header(ctypes.Structure):
-        _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
-
-    class Data(ctypes.Structure):
-        _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32),
-                    ("inheritable", ctypes.c_uint32)]
-
-    header, data = Header(_CAPABILITY_VERSION_3, 0), (Data * 2)()
+    header, data = _CapHeader(_CAPABILITY_VERSION_3, 0), (_CapData * 2)()
     capset_ok = lib.capset(ctypes.byref(header), ctypes.byref(data)) == 0
     nnp_ok = lib.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
     if capset_ok and effective_capabilities() == 0:

@@ -32,11 +32,13 @@ def same(a, b) -> bool:
 def mutated_arguments(func, before: tuple, args: tuple, kwargs: dict) -> list[str]:
     """Names of the arguments of ``func`` that differ from ``before = (args, kwargs)`` snapshots."""
     old_args, old_kwargs = before
-    try:
-        params = list(inspect.signature(func).parameters)
-    except (TypeError, ValueError):
-        params = []
-    names = [params[i] if i < len(params) else f"argument {i + 1}"
-             for i, (old, new) in enumerate(zip(old_args, args)) if not same(old, new)]
+    changed = [i for i, (old, new) in enumerate(zip(old_args, args)) if not same(old, new)]
+    params = []
+    if changed:   # (the signature only to name them: most calls change nothing)
+        try:
+            params = list(inspect.signature(func).parameters)
+        except (TypeError, ValueError):
+            pass
+    names = [params[i] if i < len(params) else f"argument {i + 1}" for i in changed]
     names += [k for k in kwargs if k in old_kwargs and not same(old_kwargs[k], kwargs[k])]
     return names

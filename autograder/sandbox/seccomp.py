@@ -162,9 +162,14 @@ def compiled() -> bytes:
     return b"".join(struct.pack("HBBI", *ins) for ins in program())
 
 
-def install(blob: bytes | None = None) -> None:
-    """Apply the filter to this process and everything it starts (needs no_new_privs first)."""
-    blob = blob or compiled()
+_ready: dict = {}   # blob -> a ready prctl call (made in the zygote: a call process only makes it)
+
+
+def prepare(blob: bytes):
+    """The filter as a ready ``prctl(PR_SET_SECCOMP)`` (the ctypes structures and the library
+    handle made once, so that installing it in a call process is one system call)."""
+    if blob in _ready:
+        return _ready[blob]
     buffer = ctypes.create_string_buffer(blob, len(blob))
 
     class Program(ctypes.Structure):
@@ -172,7 +177,20 @@ def install(blob: bytes | None = None) -> None:
 
     prog = Program(len(blob) // 8, ctypes.addressof(buffer))
     libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
-    if libc.prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, ctypes.byref(prog), 0, 0) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, f"seccomp: {os.strerror(err)}")
+    prctl = libc.prctl
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_ulong]
+    pointer = ctypes.byref(prog)
+
+    def apply() -> None:
+        if prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, pointer, 0, 0) != 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"seccomp: {os.strerror(err)}")
+
+    apply.keep = (buffer, prog)   # (alive as long as the call)
+    _ready[blob] = apply
+    return apply
+
+
+def install(blob: bytes | None = None) -> None:
+    """Apply the filter to this process and everything it starts (needs no_new_privs first)."""
+    prepare(blob or compiled())()

@@ -69,10 +69,13 @@ def main() -> None:
     # The runtime every call process needs, loaded here once (a call would compile it again).
     from . import codec, containment, filesystem, seccomp, worker  # noqa: F401
     from .worker import compile_submission
+    isolation.libc()   # (the library handle and its prototypes too)
     program = compile_submission(submission.get("statements", []))
     if spec.get("seccomp"):
         from . import seccomp
         spec["seccomp_filter"] = seccomp.compiled() if seccomp.supported() else None
+        if spec["seccomp_filter"]:
+            seccomp.prepare(spec["seccomp_filter"])   # (every call process then only installs it)
     _forget_the_clock()
     control.send({"kind": "ready", "isolation": report.as_dict()})
     _serve(control, _Pristine(spec, submission, program, entropy))
