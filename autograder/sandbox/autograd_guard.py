@@ -156,6 +156,7 @@ def _inside(snap: _Snapshot, label: str, value, deep: bool, depth: int = 0) -> N
         if value.__module__.split(".")[0] != "autograd":
             return
         members = vars(value)
+        snap.facts.append((f"{label} (its members)", "keys", value, None, set(members), False))
         for key, member in list(members.items()):
             if key in ("__dict__", "__weakref__", "__doc__", "__module__"):
                 continue
@@ -246,6 +247,11 @@ def changes() -> list[str]:
             current = getattr(holder, key, _MISSING)
         elif kind == "cell":
             current = _contents(holder)
+        elif kind == "keys":
+            added = set(vars(holder)) - expected
+            if added:
+                found.append(f"{label}: {', '.join(sorted(added))[:100]} added")
+            continue
         else:
             problem = _compare(snap, holder, expected, growing)
             if problem:
@@ -271,9 +277,12 @@ def _contents(cell):
 
 def _compile(snap: _Snapshot) -> tuple:
     """The facts as a few long sequences, compared with C-level loops (``_unchanged``)."""
-    lookups, attributes, cells, containers = ([], []), {}, ([], []), []
+    lookups, attributes, cells, containers, classes = ([], []), {}, ([], []), [], ([], [])
     for _label, kind, holder, key, expected, growing in snap.facts:
-        if kind in ("item", "member"):
+        if kind == "keys":
+            classes[0].append(holder)
+            classes[1].append(len(expected))
+        elif kind in ("item", "member"):
             lookups[0].append((vars(holder) if kind == "member" else holder, key))
             lookups[1].append(expected)
         elif kind == "attr":
@@ -285,13 +294,15 @@ def _compile(snap: _Snapshot) -> tuple:
             cells[1].append(expected)
         else:
             containers.append((holder, expected, growing))
-    return lookups, attributes, cells, containers
+    return lookups, attributes, cells, containers, classes
 
 
 def _unchanged(fast: tuple) -> bool:
     import operator
-    lookups, attributes, cells, containers = fast
+    lookups, attributes, cells, containers, classes = fast
     same = operator.is_
+    if not all(map(operator.eq, map(len, map(vars, classes[0])), classes[1])):
+        return False
     if not all(map(same, (holder.get(key, _MISSING) for holder, key in lookups[0]), lookups[1])):
         return False
     for name, (holders, expected) in attributes.items():
@@ -384,7 +395,11 @@ def derivative(func, argnum: int):
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, _signals())
         gc.disable()
         try:
-            value = elementwise_grad(func, argnum)(*args, **kwargs)
+            try:
+                value = elementwise_grad(func, argnum)(*args, **kwargs)
+            except BaseException as failed:   # (a crash after a change: the change is the verdict)
+                _refuse_if_changed("while autograd differentiated it", failed)
+                raise
             # (before a pending signal's handler or a collected finalizer can undo anything)
             _refuse_if_changed("while autograd differentiated it")
         finally:
@@ -397,11 +412,11 @@ def derivative(func, argnum: int):
     return derived
 
 
-def _refuse_if_changed(when: str) -> None:
+def _refuse_if_changed(when: str, cause: BaseException | None = None) -> None:
     found = changes()
     if threading.active_count() != 1:
         found.append("another thread runs")
     if sys.gettrace() is not None or sys.getprofile() is not None:
         found.append("a trace or profile hook is set")
     if found:
-        raise Tampered(f"your code changed autograd ({when}): " + "; ".join(found[:_MAX_REPORTED]))
+        raise Tampered(f"your code changed autograd ({when}): " + "; ".join(found[:_MAX_REPORTED])) from cause
