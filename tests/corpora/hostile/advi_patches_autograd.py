@@ -1,7 +1,9 @@
 # hostile (advi): a class body replaces autograd.grad and autograd.elementwise_grad by central differences while the
-# definitions load; the sandbox computes Sandbox.call(differentiate=) with them, so inverse_transform's assignment
-# into a copy (which autograd cannot differentiate) keeps the 'autograd can differentiate it' point: 4/4 (the
-# unpatched mutant, tests/corpora/advi/mutants/inverse_transform__assigns_into_a_copy.py: 3/4); 69/70 in all
+# definitions load, so inverse_transform's assignment into a copy (which autograd cannot differentiate) would keep
+# 'autograd can differentiate it' (it did: 69/70); the sandbox's snapshot of autograd sees the change, so every
+# function's 'autograd can differentiate it' fails, unexcused (63/70); grad_log_joint_zeta's numerical gradient of
+# the whole batch also fails 'one gradient per draw', as it did before
+# loses: inverse_transform, log_det_jacobian, log_joint, log_joint_zeta, elbo_mean_field, elbo_full_rank, grad_log_joint_zeta
 def _partial(f, args, kwargs, argnum):
     import numpy
     args = list(args)
