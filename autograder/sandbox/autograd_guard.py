@@ -87,6 +87,10 @@ def take(statements, force: bool = False) -> None:
             __import__(name)
     except Exception:  # noqa: BLE001 - a broken autograd is the calls' to report
         return
+    import autograd.core
+    import autograd.tracer
+    for node in (autograd.core.VJPNode, autograd.core.JVPNode):   # (the lookup every trace makes first:
+        autograd.tracer.notrace_primitives[node]                  # so that it is no change in a call)
     snap = _Snapshot()
     autograd_modules = {name: module for name, module in sorted(sys.modules.items())
                         if isinstance(module, types.ModuleType) and name.split(".")[0] == "autograd"}
@@ -108,7 +112,6 @@ def take(statements, force: bool = False) -> None:
     for label, holder in (("sys.meta_path", sys.meta_path), ("sys.path_hooks", sys.path_hooks)):
         _container(snap, label, holder, growing=False)
     _fact(snap, "builtins.__import__", "item", vars(builtins), "__import__", builtins.__import__)
-    import autograd.core
     import autograd.differential_operators
     from autograd.extend import vspace
     snap.machinery = {"make_vjp": autograd.core.make_vjp, "vspace": vspace,
