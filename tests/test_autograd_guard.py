@@ -244,7 +244,7 @@ def test_a_fake_autograd_in_sys_modules_before_the_imports_is_seen():
 
 
 def _advi_hostile_files():
-    return sorted(p for p in HOSTILE.glob("*.py") if p.read_text().startswith("# hostile (advi):"))
+    return sorted(p for p in HOSTILE.glob("*.py") if p.read_bytes().startswith(b"# hostile (advi):"))
 
 
 @pytest.mark.slow
