@@ -183,7 +183,10 @@ class Sandbox:
         ``standins`` maps names of the submission's globals to callables of the grader's that
         replace them during the call. Callables inside ``args`` are passed by reference too.
         With ``differentiate=i`` the child returns autograd's ``elementwise_grad(name, i)(*args)``
-        instead: the derivative of the student's function, for checks that it is differentiable.
+        instead: the derivative of the student's function, for checks that it is differentiable,
+        computed with autograd as the zygote loaded it before any student code ran. When the
+        submission changed autograd (``autograd_guard``) that call ends in an error of type
+        ``Tampered``, and every outcome lists the changes seen in ``tampered``.
         """
         remaining = self.limits.total_seconds - self._spent
         if remaining <= 0:

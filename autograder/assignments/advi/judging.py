@@ -312,9 +312,9 @@ def _probe(ctx, name: str, single: bool, visiting: frozenset) -> Failed | None:
     return None
 
 
-WHY_TAMPERED = ("the submission's code changed autograd itself (its functions, their code, its registry of "
-                "derivatives or the modules it uses), so autograd's answers in your code's process cannot be "
-                "trusted: use autograd as it is (new primitives through autograd.extend are fine)")
+WHY_TAMPERED = ("your code changed autograd itself (its functions, their code, its registry of derivatives or "
+                "the modules it uses), so what autograd computes next to your code cannot be trusted: use autograd "
+                "as it is (new primitives and their VJPs through autograd.extend are fine)")
 
 
 def refuse_tampering(name: str, outcome) -> None:
