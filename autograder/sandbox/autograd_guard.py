@@ -232,7 +232,7 @@ def active() -> bool:
 
 def changes() -> list[str]:
     """What of the snapshot differs now (at most a few items; empty when nothing does, or when
-    there is no snapshot and autograd was never imported). A millisecond when nothing does."""
+    there is no snapshot and autograd was never imported). 1-2 ms when nothing does."""
     snap = _snapshot
     if snap is None:
         return ["autograd was imported in a way the grader does not follow"] if "autograd" in sys.modules else []
