@@ -61,7 +61,7 @@ class _Snapshot:
     """What autograd was (``facts``), the modules concerned, and the machinery the derivative uses."""
 
     def __init__(self) -> None:
-        self.facts: list = []          # (label, kind, holder, key, expected[, growing])
+        self.facts: list = []          # (label, kind, holder, key, expected, growing)
         self.owned: dict = {}          # id -> object: everything the facts name (kept alive)
         self.modules: dict = {}        # name -> module
         self.machinery: dict = {}      # what ``derivative`` calls, captured here
@@ -113,9 +113,7 @@ def take(statements, force: bool = False) -> None:
         _container(snap, label, holder, growing=False)
     _fact(snap, "builtins.__import__", "item", vars(builtins), "__import__", builtins.__import__)
     import autograd.differential_operators
-    from autograd.extend import vspace
-    snap.machinery = {"make_vjp": autograd.core.make_vjp, "vspace": vspace,
-                      "elementwise_grad": autograd.differential_operators.elementwise_grad}
+    snap.machinery = {"elementwise_grad": autograd.differential_operators.elementwise_grad}
     snap.seen = set()
     snap.fast = _compile(snap)   # (here, once: every call process inherits it)
     _snapshot = snap
