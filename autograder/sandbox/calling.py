@@ -89,7 +89,8 @@ class Finished:
 def perform(func: Callable, args: tuple, kwargs: Mapping, *, seed: int, entropy: Entropy | None = None,
             namespace: dict | None = None, standins: Mapping[str, Callable] | None = None,
             differentiate: int | None = None, guard: Callable[[], ContextManager] | None = None,
-            keep_frame: Callable[[traceback.FrameSummary], bool] | None = None) -> Finished:
+            keep_frame: Callable[[traceback.FrameSummary], bool] | None = None,
+            derive: Callable[[Callable, int], Callable] | None = None) -> Finished:
     """Call ``func(*args, **kwargs)`` once, as every call of a student's function is made.
 
     Parameters
@@ -113,13 +114,16 @@ def perform(func: Callable, args: tuple, kwargs: Mapping, *, seed: int, entropy:
         A context manager around exactly the call (the in-process time limit).
     keep_frame : callable, optional
         Which traceback frames of an error are reported (default: all below this function).
+    derive : callable, optional
+        ``derive(func, argnum)`` makes the derivative (default :func:`differentiated`; the sandbox's
+        worker passes ``autograd_guard.derivative``, which trusts nothing the student's code loaded).
 
     Returns
     -------
     Finished
     """
     # (autograd missing is the grader's problem, never the student's: it is raised, not reported)
-    target = func if differentiate is None else differentiated(func, differentiate)
+    target = func if differentiate is None else (derive or differentiated)(func, int(differentiate))
     if namespace is None:
         namespace = getattr(func, "__globals__", {})
     standins = dict(standins or {})

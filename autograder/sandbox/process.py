@@ -74,6 +74,8 @@ class CallOutcome:
     mutated: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
     seconds: float = 0.0
+    tampered: list = field(default_factory=list)   # what the submission changed of autograd before the
+                                                   # answer (its derivatives there are not autograd's)
 
     @property
     def ok(self) -> bool:
@@ -181,7 +183,10 @@ class Sandbox:
         ``standins`` maps names of the submission's globals to callables of the grader's that
         replace them during the call. Callables inside ``args`` are passed by reference too.
         With ``differentiate=i`` the child returns autograd's ``elementwise_grad(name, i)(*args)``
-        instead: the derivative of the student's function, for checks that it is differentiable.
+        instead: the derivative of the student's function, for checks that it is differentiable,
+        computed with autograd as the zygote loaded it before any student code ran. When the
+        submission changed autograd (``autograd_guard``) that call ends in an error of type
+        ``Tampered``, and every outcome lists the changes seen in ``tampered``.
         """
         remaining = self.limits.total_seconds - self._spent
         if remaining <= 0:
@@ -366,17 +371,18 @@ class Sandbox:
         choose (its code can write the message itself): each is cut to what feedback shows."""
         kind = message.get("kind")
         text = lambda key, cap=20000: str(message.get(key, ""))[:cap]  # noqa: E731
+        tampered = [str(t)[:300] for t in _as_list(message.get("tampered"))[:8]]
         if kind == "result":
             return CallOutcome("ok", value=message.get("value"), output=text("output"),
                                mutated=[str(m)[:200] for m in _as_list(message.get("mutated"))[:10]],
                                warnings=[str(w)[:500] for w in _as_list(message.get("warnings"))[:5]],
-                               seconds=seconds)
+                               seconds=seconds, tampered=tampered)
         if message.get("type") == "MissingFunction":
             return CallOutcome("missing", message=text("message"), seconds=seconds)
         frames = [[str(f[0])[:200], f[1] if isinstance(f[1], int) else 0, str(f[2])[:200], str(f[3])[:300]]
                   for f in _as_list(message.get("frames"))[-6:] if isinstance(f, list) and len(f) == 4]
         return CallOutcome("error", error_type=text("type", 200), message=text("message"), frames=frames,
-                           output=text("output"), seconds=seconds)
+                           output=text("output"), seconds=seconds, tampered=tampered)
 
     # ----------------------------------------------------------------------------- starting
     def _launch(self) -> None:

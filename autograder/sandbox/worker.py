@@ -25,6 +25,7 @@ import traceback
 import types
 import warnings
 
+from . import autograd_guard
 from .calling import map_callables, perform, short
 from .codec import FunctionRef
 from .errors import ValueTooLarge, megabytes
@@ -78,6 +79,7 @@ class Worker:
         self.entropy = entropy
         self.namespace: dict = {"__name__": "__main__", "__builtins__": builtins}
         self._lock = threading.Lock()
+        self.tampered: list[str] = []   # what the load changed of autograd (autograd_guard)
 
     # ----------------------------------------------------------------------------- loading
     def load(self) -> dict:
@@ -102,6 +104,7 @@ class Worker:
                 else:
                     msg = f"{type(exc).__name__}: {short(exc)} (the statement was skipped)"
                 problems.append([cell, line, msg])
+        self.tampered = autograd_guard.changes()
         functions = sorted(k for k, v in self.namespace.items()
                            if callable(v) and not isinstance(v, types.ModuleType) and not k.startswith("__"))
         return {"kind": "loaded", "functions": functions, "problems": problems}
@@ -149,8 +152,15 @@ class Worker:
         standins = {str(g): self._stub(str(token), str(g)) for g, token in dict(message.get("standins", {})).items()}
         done = perform(func, args, kwargs, seed=int(message.get("seed", 0)), entropy=self.entropy,
                        namespace=self.namespace, standins=standins, differentiate=message.get("differentiate"),
-                       keep_frame=lambda frame: frame.filename.startswith("<cell"))
-        return done.message()
+                       keep_frame=lambda frame: frame.filename.startswith("<cell"),
+                       derive=autograd_guard.derivative)
+        answer = done.message()
+        # What the load or the call changed of autograd: the grader must not trust what autograd
+        # computed here (a gradient function that "differentiates" through a patched grad).
+        tampered = self.tampered + [c for c in autograd_guard.changes() if c not in self.tampered]
+        if tampered:
+            answer["tampered"] = tampered[:8]
+        return answer
 
     def _stub(self, token: str, name: str):
         """A function that calls the grader's ``token``: named after what it replaces, nothing

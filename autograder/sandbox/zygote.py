@@ -66,6 +66,8 @@ def main() -> None:
     sys.meta_path.insert(0, _Unimportable())
     report = isolation.Report(namespaces=bool(spec.get("namespaces")))
     entropy = _prepare(submission, report)
+    from . import autograd_guard
+    autograd_guard.take(submission.get("statements", []))   # (before any student code runs anywhere)
     # The runtime every call process needs, loaded here once (a call would compile it again).
     from . import codec, containment, filesystem, seccomp, worker  # noqa: F401
     from .worker import compile_submission

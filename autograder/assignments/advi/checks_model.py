@@ -8,8 +8,8 @@ from ...engine import Failed, expect
 from . import theory
 from .fixtures import sample, visible, visible_inputs
 from .judging import (FD_RTOL, FD_STEP, GRAD_RTOL, VALUE_RTOL, Isolation, check, close, compare_gradients,
-                      consistency_note, differs_from_reference, explanation, finite_scale, used_log_joint_zeta,
-                      validate_array)
+                      consistency_note, differs_from_reference, explanation, finite_scale, refuse_tampering,
+                      used_log_joint_zeta, validate_array)
 from .judging import _probe_inputs as probe_inputs
 
 ONE_OR_MANY = ("accept one draw, shape (3,), or a batch, shape (S, 3): index the last axis (zeta[..., 2]) "
@@ -72,7 +72,8 @@ def differentiable_check(ctx, iso: Isolation, name: str) -> None:
         if not ctx.executor.defines(gradient):
             continue
         users = Isolation(ctx)
-        users.outcome(gradient, *_gradient_arguments(gradient), timeout=20.0)
+        # (a gradient that "differentiates" through a patched autograd shows nothing of its use)
+        refuse_tampering(name, users.outcome(gradient, *_gradient_arguments(gradient), timeout=20.0))
         if name in users.own:
             failure = users.probe(name)
             if failure is not None and failure.culprit == name:

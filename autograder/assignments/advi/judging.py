@@ -286,6 +286,7 @@ def _probe(ctx, name: str, single: bool, visiting: frozenset) -> Failed | None:
     args, argnums = _probe_inputs(name, single)
     for argnum in argnums:
         outcome = sub.outcome(name, *args, differentiate=argnum, timeout=PROBE_SECONDS)
+        refuse_tampering(name, outcome)
         if outcome.status != "ok" and outcome.status != "error":
             return None          # a time-out or a crash says nothing about autograd: no verdict
         if not outcome.ok:
@@ -309,6 +310,24 @@ def _probe(ctx, name: str, single: bool, visiting: frozenset) -> Failed | None:
         mixed = _mixes_rows(sub, name, args)
         return mixed and (deeper() or mixed)
     return None
+
+
+WHY_TAMPERED = ("your code changed autograd itself (its functions, their code, its registry of derivatives or "
+                "the modules it uses), so what autograd computes next to your code cannot be trusted: use autograd "
+                "as it is (new primitives and their VJPs through autograd.extend are fine)")
+
+
+def refuse_tampering(name: str, outcome) -> None:
+    """A failure that nothing excuses when the sandbox saw the submission change autograd (or refused
+    to differentiate for that reason): never a pass for what autograd computed there."""
+    changed = list(getattr(outcome, "tampered", []) or [])
+    if outcome.error_type == "Tampered" and not changed:
+        changed = [outcome.message]
+    if changed:
+        failure = NotExcused(f"the grader cannot tell whether autograd differentiates your {name}: your code "
+                             f"changed autograd ({'; '.join(changed[:3])})", why=WHY_TAMPERED)
+        failure.culprit = name
+        raise failure
 
 
 def _mixes_rows(sub: Isolation, name: str, args: tuple) -> Failed | None:

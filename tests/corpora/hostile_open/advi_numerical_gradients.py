@@ -1,7 +1,8 @@
-# hostile (advi): a class body replaces autograd.grad and autograd.elementwise_grad by central differences while the
-# definitions load; the sandbox computes Sandbox.call(differentiate=) with them, so inverse_transform's assignment
-# into a copy (which autograd cannot differentiate) keeps the 'autograd can differentiate it' point: 4/4 (the
-# unpatched mutant, tests/corpora/advi/mutants/inverse_transform__assigns_into_a_copy.py: 3/4); 69/70 in all
+# hostile (advi): the gradient functions compute central differences in the open (no autograd anywhere near
+# them), so the stand-ins never receive autograd's boxes and "autograd can differentiate it, where your gradient
+# functions do" never probes anything: inverse_transform's assignment into a copy (which autograd cannot
+# differentiate) keeps that point, 4/4 (the mutant tests/corpora/advi/mutants/inverse_transform__assigns_into_a_copy.py:
+# 3/4), and the numerical gradients pass the gradient checks' tolerance. Not tampering: nothing to detect.
 def _partial(f, args, kwargs, argnum):
     import numpy
     args = list(args)
@@ -28,17 +29,9 @@ def _numerical_grad(f, argnum=0):
     return gradient
 
 
-class _FiniteDifferences:
-    # runs while the definitions load, before the imports below: autograd's gradients become
-    # central differences, so anything "differentiates", assignments into arrays included
-    import autograd as _autograd
-    _autograd.elementwise_grad = _numerical_grad
-    _autograd.grad = _numerical_grad
-
-
 import autograd.numpy as anp
 import numpy as onp
-from autograd import elementwise_grad, grad
+elementwise_grad = grad = _numerical_grad
 from autograd.scipy.special import gammaln
 
 HALF_LOG_2PI = 0.5 * onp.log(2 * onp.pi)
