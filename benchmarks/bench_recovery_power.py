@@ -3,7 +3,7 @@
 Run from the repository root::
 
     python benchmarks/bench_recovery_power.py [--seeds 300] [--config 2000x5 --config 800x5 ...]
-        [--corpus [--corpus-seeds 50] [--only NAME,...]]
+        [--weights 0.6,0.2,0.2 ...] [--corpus [--corpus-seeds 50] [--only NAME,...]]
 
 The checks call the student's assertion on 6 scenarios (2 correct train_EMs, 4 broken ones) with
 ``n_points`` x ``n_datasets`` = 2000 x 5 (``checks_debugging.N_POINTS``, ``N_DATASETS``). A student
@@ -23,8 +23,8 @@ Section ``noise`` (always): the stand-in's errors in the notebook's units (weigh
 in standard deviations, covariances in s_i s_j; the largest entry, averaged over the data sets
 after matching, as ``em_parts.recovery_errors``) over ``--seeds`` simulated students, for the two
 truths of the scenarios (the notebook's fit: "notebook" and, scaled, "spread out"; the unequal
-weights of the broken scenarios), per data-size config: median, 99th percentile, largest, and the
-fraction above tol.
+weights of the broken scenarios, and any ``--weights`` to compare with them), per data-size config:
+median, 99th percentile, largest, and the fraction above tol.
 
 Section ``corpus`` (``--corpus``): every corpus assertion (correct files, the
 ``assert_recovers_parameters`` mutants, the reference and its mutations in
@@ -68,9 +68,11 @@ def _sample(rng, truth, n: int) -> np.ndarray:
                                   rng.standard_normal((n, mu.shape[1])))
 
 
-def noise(configs, seeds: int) -> None:
+def noise(configs, seeds: int, weights=()) -> None:
     from autograder.assignments.gmm import em_parts as parts
     truths = {"notebook": parts.notebook_fit(), "unequal": parts.unequal_truth()}
+    for w in weights:   # candidate weights for the broken scenarios' truth, same means and covariances
+        truths[f"unequal {'/'.join(f'{x:g}' for x in w)}"] = (np.array(w), *parts.unequal_truth()[1:])
     print(f"noise: the stand-in's errors over {seeds} seeds (median / 99th percentile / largest / P(> tol={TOL}))")
     for n_points, n_datasets in configs:
         for name, truth in truths.items():
@@ -89,7 +91,7 @@ def noise(configs, seeds: int) -> None:
             print(f"  {n_points}x{n_datasets} ({6 * n_points * n_datasets:6d} points) {name:<9} " + " | ".join(cells),
                   flush=True)
             above = {key: np.array([e[key] > TOL for e in errors]) for key in ("pi", "mu", "sigma")}
-            risks = RISKS[name]
+            risks = RISKS[name.split()[0]]
             print("      " + "; ".join(f"{what}: {np.mean(np.any([above[k] for k in keys], axis=0)):.3f}"
                                        for what, keys in risks.items()), flush=True)
 
@@ -175,6 +177,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=300)
     parser.add_argument("--config", action="append", help="n_pointsxn_datasets (repeatable; default 2000x5, "
                                                           "1000x5, 800x5, 2000x2, 1000x4)")
+    parser.add_argument("--weights", action="append", default=[],
+                        help="w1,w2,w3: also measure the broken scenarios' truth with these weights (repeatable)")
     parser.add_argument("--corpus", action="store_true", help="also sweep the corpus assertions (slow)")
     parser.add_argument("--corpus-seeds", type=int, default=50)
     parser.add_argument("--only", help="comma-separated parts of the corpus labels to sweep")
@@ -182,7 +186,7 @@ def main() -> int:
     args = parser.parse_args()
     configs = [tuple(int(x) for x in c.split("x")) for c in (args.config or ["2000x5", "1000x5", "800x5",
                                                                              "2000x2", "1000x4"])]
-    noise(configs, args.seeds)
+    noise(configs, args.seeds, [tuple(float(x) for x in w.split(",")) for w in args.weights])
     if args.corpus:
         corpus(configs, args.corpus_seeds, args.only.split(",") if args.only else None, args.json)
     return 0
