@@ -283,6 +283,21 @@ def test_recovery_bugs_exceed_the_tolerance_by_a_wide_margin(bug, parameter):
     assert em_parts.recovery_errors(fitter.calls, truth)[parameter] > 1.5 * 0.15
 
 
+def test_broken_scenarios_leave_the_other_parameters_well_inside_the_tolerance():
+    """In the broken scenarios the parameters a bug does not touch must stay below tol, or an assertion
+    that ignores the broken parameter raises on noise and earns its point: a correct EM on the broken
+    scenarios' truth stays well inside it, for several seeds (bench_recovery_power.py measures the tail:
+    with the 0.1-weight component it once had, the covariances exceeded tol for 1 % of seeds)."""
+    truth = em_parts.unequal_truth()
+    assert np.min(truth[0]) * dbg.N_POINTS >= 400      # the smallest component's points decide the noise
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        fitter = em_parts.Fitter(truth)
+        for _ in range(dbg.N_DATASETS):
+            fitter(theory.sample(rng, dbg.N_POINTS, *truth), 3)
+        assert max(em_parts.recovery_errors(fitter.calls, truth).values()) < 0.8 * 0.15
+
+
 @pytest.mark.parametrize("factor", [1.0, 30.0])
 def test_correct_recovery_stays_well_inside_the_tolerance(factor):
     """The correct scenarios (the notebook's own call, and 30 times wider): a correct EM's averaged
