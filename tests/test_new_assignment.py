@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -156,4 +157,4 @@ def test_the_copy_grades_the_toy_corpus_with_the_generic_corpus_test(course_with
     for name in ("conftest.py", "corpus_support.py", "test_corpora.py"):
         shutil.copy2(ROOT / "tests" / name, course_with_toy / "tests" / name)
     ran = _run(course_with_toy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_corpora.py", timeout=300)
-    assert ran.returncode == 0 and " 5 passed" in ran.stdout, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert ran.returncode == 0 and re.search(r"^5 passed\b", ran.stdout, re.M), ran.stdout[-3000:] + ran.stderr[-3000:]
