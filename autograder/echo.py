@@ -17,8 +17,9 @@ displays is compiled in "single" mode, which hands the value straight to ``sys.d
 from __future__ import annotations
 
 import dis
-import sys
 from types import FrameType
+
+from .shell import in_kernel, ipython_shell
 
 __all__ = ["Echo", "Said", "present"]
 
@@ -40,27 +41,12 @@ def displayed_by_interpreter(frame: FrameType | None) -> bool:
                                                         or following.arg == 1)
 
 
-def _shell():
-    """The running IPython shell (terminal or kernel), or None."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return None
-    try:
-        return ipython.get_ipython()
-    except Exception:  # noqa: BLE001
-        return None
-
-
 def _current_cell():
     """Which cell (IPython execution) is running now; None outside IPython."""
-    shell = _shell()
+    shell = ipython_shell()
     if shell is None:
         return None
     return id(shell), getattr(shell, "execution_count", None)
-
-
-def _in_kernel() -> bool:
-    return getattr(_shell(), "kernel", None) is not None
 
 
 def _nothing() -> None:
@@ -82,7 +68,7 @@ class Echo:
         return None
 
     def _show_now(self) -> None:
-        if _in_kernel():
+        if in_kernel():
             from IPython.display import display
             display(self)
         else:

@@ -33,8 +33,8 @@ def add_parser(sub) -> None:
 
 
 def _write(folder: Path, assignment, files, threshold, links) -> int:
-    from .reporting import pages
-    analysis = pages.analyse_files(files, assignment, threshold=threshold)
+    from .reporting import pages, similarity
+    analysis = similarity.analyse_files(files, assignment, threshold=threshold)
     pages.write_similarity(folder, analysis, title=assignment.title, order=[t.name for t in assignment.tasks],
                            links=links)
     print(f"similarity: {len(analysis.pairs)} pair(s) at or above {analysis.threshold:g}, "

@@ -26,11 +26,15 @@ def root() -> Path:
     return ROOT
 
 
-def remove_planted(folder: str) -> None:
+def remove_planted(folder: str, *, empty_parents: bool = True) -> None:
     """Remove a folder a test planted on the host, and its parents as far as they are empty
-    (``/srv/nbgrader/exchange/course-<pid>``: another test may hold a course of its own there)."""
+    (``/srv/nbgrader/exchange/course-<pid>``: another test may hold a course of its own there).
+    ``empty_parents=False`` for a folder planted in a host folder that must stay, however empty
+    (``/var/tmp/<name>``)."""
     import shutil
     shutil.rmtree(folder, ignore_errors=True)
+    if not empty_parents:
+        return
     try:
         os.removedirs(os.path.dirname(folder))
     except OSError:

@@ -36,6 +36,14 @@ def corpus_files(corpus: Path) -> tuple[list[Path], list[Path]]:
     return correct, mutants
 
 
+def generic_corpora(root: Path) -> list[str]:
+    """The corpora ``tests/corpora/<id>/`` (with a ``correct/`` folder) of ``root`` that have no test
+    module of their own (``tests/test_<id>_corpus.py``): tests/test_corpora.py grades them."""
+    corpora = root / "tests" / "corpora"
+    return sorted(p.name for p in corpora.iterdir() if (p / "correct").is_dir()
+                  and not (root / "tests" / f"test_{p.name}_corpus.py").exists())
+
+
 def header(path: Path) -> tuple[str, str]:
     """(function, bug) from a mutant's first two lines."""
     lines = path.read_text().splitlines()
@@ -86,9 +94,9 @@ def student_side(path: str, assignment_id: str):
 
 
 def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = False, student: bool = False,
-              sandboxed=()):
+              sandboxed=(), paths=None):
     """Generator for a module-scoped fixture: {path: Future of grade_file(path)} for the files the
-    selected tests of ``request.module`` take as their ``path`` parameter.
+    selected tests of ``request.module`` take as their ``path`` parameter (or for ``paths``).
 
     Correct submissions are graded in full. A mutant is graded in full only where it differs from
     the correct submission it was made from (see :func:`delta`): the tasks whose code it changed
@@ -103,8 +111,8 @@ def grade_all(request, assignment_id: str, workers: int = 2, strict: bool = Fals
     ``strict``: RuntimeWarnings raised in the grader's code are errors (see :func:`_strict`).
     ``student``: the values are pairs (Future of the grading, Future of :func:`student_side`)."""
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # inherited by the workers
-    wanted = []
-    for item in request.session.items:
+    wanted = [Path(p) for p in paths] if paths is not None else []
+    for item in request.session.items if paths is None else ():
         if item.module is request.module and hasattr(item, "callspec") and "path" in item.callspec.params:
             wanted.append(Path(item.callspec.params["path"]))
     from autograder.assignments import get_assignment

@@ -321,7 +321,7 @@ def test_other_courses_exchanges_and_gradebooks_do_not_exist(namespaces):
             assert sandbox.call("listing", (made[1],)).error_type == "FileNotFoundError"
     finally:
         remove_planted(f"/srv/nbgrader/exchange/course-{os.getpid()}")
-        subprocess.run(["rm", "-rf", *made[1:]])
+        remove_planted(f"/var/tmp/other-checkout-{os.getpid()}", empty_parents=False)
 
 
 @pytest.mark.parametrize("memory_copy", [True, False], ids=["served-from-memory", "on-disk"])

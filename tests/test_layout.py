@@ -44,7 +44,7 @@ def test_every_assignment_has_its_checks_and_its_source_notebook():
 # and the helpers every layer shares (BASE); never a layer above (the engine never imports the
 # notebook UI, the reporting never the batch that feeds it).
 LAYERS = ["loading", "sandbox", "engine", "assignments", "reporting"]
-BASE = {"blas", "quiet", "datasets", "__init__"}
+BASE = {"blas", "quiet", "shell", "datasets", "__init__"}
 
 
 def _imported_modules(path, package: str) -> set[str]:

@@ -1,17 +1,20 @@
-"""A new assignment is its folders (checks, source notebook, data): nothing else lists it.
+"""A new assignment is its folders (checks, source notebook, data, corpus); only pyproject.toml
+and the README list it too (tests/test_setup_cell.py names what is missing there).
 
 The test copies the checkout to a temporary folder, adds a toy assignment there
 (``autograder/assignments/toy/__init__.py`` with one task and two checks, the source notebook
 ``solutions/toy/toy.ipynb`` and a data set ``data/toy.py``) and, with only that copy on the
 path, builds it (``python -m autograder.build toy``: reference module, released notebook), finds
-it in the registry, the CLI's help and the data loaders, and grades a right and a wrong
-submission with ``python -m autograder grade`` (the sandbox included).
+it in the registry, the CLI's help and the data loaders, grades a right and a wrong
+submission with ``python -m autograder grade`` (the sandbox included), and runs the generic
+corpus test (``tests/test_corpora.py``) on a corpus ``tests/corpora/toy/`` of one of each.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +54,8 @@ TOY_IMPORTS = "import numpy as np"
 TOY_SOLUTION = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
 TOY_TEST = 'check("double", double)\n### BEGIN HIDDEN TESTS\ngrade("double")\n### END HIDDEN TESTS'
 TOY_DATA = "import numpy as np\n\n\ndef load():\n    return {'x': np.arange(3.0)}\n"
+TOY_RIGHT = "def double(x):\n    return x + x\n"
+TOY_MUTANT = "# breaks: double\n# bug: triples x\n# (mutant of correct/a_sum.py)\ndef double(x):\n    return 3 * x\n"
 
 
 def _copy_checkout(dest):
@@ -76,7 +81,9 @@ def course_with_toy(tmp_path_factory):
     # What installing does (pyproject.toml maps data/ to autograder.datasets); else the datasets
     # would come from this checkout's editable install.
     (course / "autograder" / "datasets").symlink_to(course / "data", target_is_directory=True)
-    built = _run(course, "-m", "autograder.build", "toy", timeout=120)   # what `make build` runs
+    # What `make build` runs. It takes some 11 s of CPU, but nbgrader's start (alembic) took 3 min of
+    # wall time on the shared 2-core machine under load: the limit only guards against a hang.
+    built = _run(course, "-m", "autograder.build", "toy", timeout=400)
     assert built.returncode == 0, built.stdout + built.stderr
     return course
 
@@ -130,7 +137,7 @@ def test_the_copy_finds_the_toy_in_the_registry_the_help_and_the_data(course_wit
 
 
 def test_the_copy_grades_a_toy_submission(course_with_toy, tmp_path):
-    (tmp_path / "right.py").write_text("def double(x):\n    return x + x\n")
+    (tmp_path / "right.py").write_text(TOY_RIGHT)
     (tmp_path / "wrong.py").write_text("def double(x):\n    return 3 * x\n")
     graded = _run(course_with_toy, "-m", "autograder", "grade", "--assignment", "toy", "--format", "json",
                   "--jobs", "1", "--no-progress", str(tmp_path / "right.py"), str(tmp_path / "wrong.py"))
@@ -138,3 +145,16 @@ def test_the_copy_grades_a_toy_submission(course_with_toy, tmp_path):
     results = {r["submission"]: r for r in json.loads(graded.stdout)}
     scores = {os.path.basename(s): (r["score"], r["max_score"], r["error"]) for s, r in results.items()}
     assert scores == {"right.py": (3, 3, None), "wrong.py": (0, 3, None)}, scores
+
+
+def test_the_copy_grades_the_toy_corpus_with_the_generic_corpus_test(course_with_toy):
+    """Its corpus, without a test module of its own, is graded by tests/test_corpora.py."""
+    corpora = course_with_toy / "tests" / "corpora" / "toy"
+    (corpora / "correct").mkdir(parents=True)
+    (corpora / "mutants").mkdir()
+    (corpora / "correct" / "a_sum.py").write_text(TOY_RIGHT)
+    (corpora / "mutants" / "double__triples.py").write_text(TOY_MUTANT)
+    for name in ("conftest.py", "corpus_support.py", "test_corpora.py"):
+        shutil.copy2(ROOT / "tests" / name, course_with_toy / "tests" / name)
+    ran = _run(course_with_toy, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_corpora.py", timeout=300)
+    assert ran.returncode == 0 and re.search(r"^5 passed\b", ran.stdout, re.M), ran.stdout[-3000:] + ran.stderr[-3000:]

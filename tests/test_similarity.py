@@ -177,7 +177,7 @@ def test_hostile_files_are_read_without_running_them_and_never_stop_the_report(t
     files += [("deep", ("x = " + "(" * 5000 + "1" + ")" * 5000 + "\ndef E_step(X, pi, mu, sigma):\n    return X\n").encode(), ".py"),
               ("huge", b"def E_step(X, pi, mu, sigma):\n" + b"    x = 1\n" * 100_000, ".py"),
               ("binary", bytes(range(256)) * 10, ".py"), ("unreadable", None, ".py")]
-    analysis = pages.analyse_files(files, GMM)
+    analysis = sim.analyse_files(files, GMM)
     problems = {c.student: c.problem for c in analysis.codes if c.problem}
     assert {"corrupt_notebook", "not_json", "huge", "unreadable"} <= set(problems)
     written = pages.write_similarity(tmp_path, analysis, title="hostile")
@@ -257,7 +257,7 @@ def test_precision_and_recall_on_a_generated_class(tmp_path):
     authors, share more by chance)."""
     truth = synthetic_class.generate(tmp_path / "class", n=300, copies=1, keys=2, seed=7)
     files = [(p.stem, p.read_bytes(), p.suffix) for p in sorted((tmp_path / "class").iterdir()) if p.suffix != ".json"]
-    analysis = pages.analyse_files(files, GMM)
+    analysis = sim.analyse_files(files, GMM)
     codes = analysis.codes
     reported = {frozenset((codes[p.a].student, codes[p.b].student)) for p in analysis.pairs}
     planted = {frozenset(p[:2]): p[2] for p in truth["pairs"]}

@@ -5,17 +5,9 @@ from __future__ import annotations
 import importlib.util
 import sys
 
+from ..shell import in_kernel
 
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel (notebook, JupyterLab, Colab, VS Code), not a plain script."""
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:  # noqa: BLE001
-        return False
-    return getattr(shell, "kernel", None) is not None
+__all__ = ["in_kernel", "in_colab", "widgets_available", "find_spec"]
 
 
 def in_colab() -> bool:

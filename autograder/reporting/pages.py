@@ -13,10 +13,7 @@ similarity report re-renders it from ``class.json``, so either can be written fi
 
 from __future__ import annotations
 
-import csv
-import io
 import json
-import os
 from pathlib import Path
 
 from . import class_html, class_report, feedback, gradebook, index_html, similarity, similarity_html
@@ -94,69 +91,13 @@ def refresh_class(folder: str | Path, report: dict | None = None) -> Path | None
 
 
 # ------------------------------------------------------------------------------------ similarity
-def analyse_files(files: list[tuple[str, bytes | None, str]], assignment, *, threshold: float | None = None,
-                  root=None) -> similarity.Analysis:
-    """Similarity of submission files [(student, bytes or None, suffix)] of ``assignment``."""
-    tasks = {t.name for t in assignment.tasks}
-    workers = min(PARALLEL_WORKERS, os.cpu_count() or 1)
-    if len(files) >= PARALLEL_FROM and workers > 1:   # reading and tokenising is most of the time
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-            codes = list(pool.map(_code_of, files, [tasks] * len(files), chunksize=8))
-    else:
-        codes = [_code_of(file, tasks) for file in files]
-    options = {} if threshold is None else {"threshold": threshold}
-    return similarity.analyse(codes, similarity.skeleton_units(assignment.id, root),
-                              similarity.course_units(assignment.id, root), **options)
-
-
-PARALLEL_WORKERS = 2
-PARALLEL_FROM = 60
-
-
-def _code_of(file: tuple[str, bytes | None, str], tasks: set[str]) -> similarity.Code:
-    student, data, suffix = file
-    return similarity.code_of_file(student, data, suffix, tasks)
-
-
-def to_json(analysis: similarity.Analysis) -> dict:
-    codes = analysis.codes
-    return {
-        "threshold": analysis.threshold, "k": analysis.k, "common_limit": analysis.common_limit,
-        "submissions": len(codes),
-        "pairs": [{"rank": i, "a": codes[p.a].student, "b": codes[p.b].student, "score": p.score,
-                   "overlap": list(p.overlap), "shared_tokens": [p.shared_tokens["a"], p.shared_tokens["b"]],
-                   "functions": [list(f) for f in p.functions], "page": similarity_html.pair_file(i)}
-                  for i, p in enumerate(analysis.pairs, 1)],
-        "course": [{"rank": i, "student": codes[m.student].student, "function": m.unit, "share": m.share,
-                    "matches": m.source, "page": similarity_html.course_file(i)}
-                   for i, m in enumerate(analysis.course, 1)],
-        "best_score": {c.student: s for c, s in zip(codes, analysis.scores)},
-        "not_compared": {c.student: c.problem for c in codes if c.problem},
-    }
-
-
-def _csv(rows, header) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(header)
-    writer.writerows(rows)
-    return buffer.getvalue()
-
-
 def write_similarity(folder: str | Path, analysis: similarity.Analysis, *, title: str = "",
                      order: list[str] = (), links: dict[str, str] | None = None) -> dict[str, Path]:
     """similarity.html/.json/.csv and one side-by-side page per reported pair and course match."""
     folder = Path(folder)
-    data = to_json(analysis)
+    data = similarity_html.to_json(analysis)
     written = {"similarity_json": write_atomic(folder / SIMILARITY_JSON, json.dumps(data, indent=1) + "\n")}
-    written["similarity_csv"] = write_atomic(folder / "similarity.csv", _csv(
-        [[p["rank"], p["score"], p["a"], p["b"], p["overlap"][0], p["overlap"][1],
-          "; ".join(f"{x}~{y}:{e:g}" for x, y, e in p["functions"]), p["page"]] for p in data["pairs"]]
-        + [[f"course-{m['rank']}", "", m["student"], m["matches"], m["share"], "", m["function"], m["page"]]
-           for m in data["course"]],
-        ["rank", "score", "a", "b", "overlap_a", "overlap_b", "functions", "page"]))
+    written["similarity_csv"] = write_atomic(folder / "similarity.csv", similarity_html.to_csv(data))
     old = folder / "similarity"
     if old.is_dir():   # pages of an earlier run: their ranks no longer mean anything
         for stale in old.glob("*.html"):

@@ -41,6 +41,7 @@ import hashlib
 import io
 import itertools
 import keyword
+import os
 import re
 import tokenize
 from collections import defaultdict
@@ -505,3 +506,29 @@ def course_units(assignment_id: str, root=None) -> list[Unit]:
         except (OSError, UnicodeDecodeError):
             continue
     return units
+
+
+# ------------------------------------------------------------------------------------ a batch's files
+PARALLEL_WORKERS = 2
+PARALLEL_FROM = 60      # files from which reading and tokenising (most of the time) runs in processes
+
+
+def analyse_files(files: list[tuple[str, bytes | None, str]], assignment, *, threshold: float | None = None,
+                  root=None) -> Analysis:
+    """Similarity of submission files [(student, bytes or None, suffix)] of ``assignment``."""
+    tasks = {t.name for t in assignment.tasks}
+    workers = min(PARALLEL_WORKERS, os.cpu_count() or 1)
+    if len(files) >= PARALLEL_FROM and workers > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            codes = list(pool.map(_code_of, files, [tasks] * len(files), chunksize=8))
+    else:
+        codes = [_code_of(file, tasks) for file in files]
+    options = {} if threshold is None else {"threshold": threshold}
+    return analyse(codes, skeleton_units(assignment.id, root), course_units(assignment.id, root), **options)
+
+
+def _code_of(file: tuple[str, bytes | None, str], tasks: set[str]) -> Code:
+    student, data, suffix = file
+    return code_of_file(student, data, suffix, tasks)

@@ -1,9 +1,13 @@
 """Similarity pages: ``similarity.html`` (the ranked pairs, code matching the course's own) and one
-side-by-side page per pair / match under ``similarity/``. Self-contained, no JavaScript."""
+side-by-side page per pair / match under ``similarity/``. Self-contained, no JavaScript. Also the
+report's data files, ``similarity.json`` (``to_json``) and ``similarity.csv`` (``to_csv``), which
+name those pages."""
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 
 from . import plots
 from .similarity import Analysis, Code, CourseMatch, Pair, Region
@@ -194,3 +198,34 @@ def render_course(analysis: Analysis, match: CourseMatch, rank: int, course_sour
             f"<div class='side'><h3>{_e(code.student)}</h3><pre>{highlight(unit.source, match.regions)}</pre></div>",
             f"<div class='side'><h3>{_e(match.source)}</h3><pre>{_e(course_source)}</pre></div>", "</div>"]
     return page(f"Course code: {code.student}", body, "<a href='../similarity.html'>← similarity</a>")
+
+
+# ------------------------------------------------------------------------------------ data files
+def to_json(analysis: Analysis) -> dict:
+    """The content of similarity.json: the ranked pairs and course matches, with their pages."""
+    codes = analysis.codes
+    return {
+        "threshold": analysis.threshold, "k": analysis.k, "common_limit": analysis.common_limit,
+        "submissions": len(codes),
+        "pairs": [{"rank": i, "a": codes[p.a].student, "b": codes[p.b].student, "score": p.score,
+                   "overlap": list(p.overlap), "shared_tokens": [p.shared_tokens["a"], p.shared_tokens["b"]],
+                   "functions": [list(f) for f in p.functions], "page": pair_file(i)}
+                  for i, p in enumerate(analysis.pairs, 1)],
+        "course": [{"rank": i, "student": codes[m.student].student, "function": m.unit, "share": m.share,
+                    "matches": m.source, "page": course_file(i)}
+                   for i, m in enumerate(analysis.course, 1)],
+        "best_score": {c.student: s for c, s in zip(codes, analysis.scores)},
+        "not_compared": {c.student: c.problem for c in codes if c.problem},
+    }
+
+
+def to_csv(data: dict) -> str:
+    """similarity.csv from ``to_json``'s data: one row per pair, then one per course match."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["rank", "score", "a", "b", "overlap_a", "overlap_b", "functions", "page"])
+    writer.writerows([[p["rank"], p["score"], p["a"], p["b"], p["overlap"][0], p["overlap"][1],
+                       "; ".join(f"{x}~{y}:{e:g}" for x, y, e in p["functions"]), p["page"]] for p in data["pairs"]]
+                     + [[f"course-{m['rank']}", "", m["student"], m["matches"], m["share"], "", m["function"], m["page"]]
+                        for m in data["course"]])
+    return buffer.getvalue()

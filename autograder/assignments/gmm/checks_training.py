@@ -2,11 +2,11 @@
 
 train_EM is judged by watching it work: its calls to E_step, M_step and compute_vlb go to
 stand-ins (the reference when grading, the student's own functions on their machine) wrapped by
-an ``EMWatcher`` that follows the restarts, whatever order the student calls the steps in. A
-scripted bound makes the stopping rule and the choice of the best restart testable exactly,
-whatever random initialisation the student uses. A watcher stops the student's call
-(``AbortCall``) as soon as the verdict is known: a restart that runs past ``max_iter`` or past
-the point where ``rtol`` should have stopped it.
+an ``EMWatcher`` (built on the engine's ``Watch``) that follows the restarts, whatever order the
+student calls the steps in. A scripted bound makes the stopping rule and the choice of the best
+restart testable exactly, whatever random initialisation the student uses. A watcher stops the
+student's call (``Watch.stop``) as soon as the verdict is known: a restart that runs past
+``max_iter`` or past the point where ``rtol`` should have stopped it.
 """
 
 from __future__ import annotations
@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...engine import Failed, expect
-from ...sandbox import AbortCall
+from ...engine import Failed, Watch, expect
 from . import ASSIGNMENT, theory
 from .checks_steps import validate_parameters
 from .fixtures import sample
 
 USE_THE_STEPS = ("train_EM must call E_step, M_step and compute_vlb (by those names) for every iteration; "
                  "the checks follow the restarts through these calls")
-_TASKS = {name: ASSIGNMENT.task(name) for name in ("E_step", "M_step", "compute_vlb")}
 
 
 @dataclass
@@ -59,12 +57,15 @@ class RestartLog:
 class EMWatcher:
     """Stand-ins for E_step, M_step and compute_vlb that follow the restarts of a train_EM.
 
-    Arguments are bound by the steps' signatures (positional or keyword, in any order). A call
-    continues the current restart when its input is what the restart last produced or last
-    received (an E-step on the last M-step's parameters or repeated on the same parameters, an
-    M-step on the last E-step's responsibilities); anything else starts a new restart. So an
-    initial bound at the start, extra bounds, repeated E-steps, a final E-step, bounds before or
-    after the stopping test and M-step-first restarts are all followed.
+    Built on the engine's loop follower (``autograder.engine.watch``): each step is a ``Spy``
+    (arguments bound by the steps' signatures, positional or keyword, in any order) whose
+    ``before`` hook follows the restarts and ends the call (``Watch.stop``) once the verdict is
+    known; its target does the step's work and records what came back. A call continues the
+    current restart when its input is what the restart last produced or last received (an E-step
+    on the last M-step's parameters or repeated on the same parameters, an M-step on the last
+    E-step's responsibilities); anything else starts a new restart. So an initial bound at the
+    start, extra bounds, repeated E-steps, a final E-step, bounds before or after the stopping test
+    and M-step-first restarts are all followed.
 
     Parameters
     ----------
@@ -79,18 +80,24 @@ class EMWatcher:
         The first E-step of restart ``restart`` after at least ``m`` M-steps raises
         ``np.linalg.LinAlgError`` (a simulated collapse).
     max_iterations : int, optional
-        Stop the call (AbortCall) when a restart starts more M-steps than this, or runs E-steps on
-        more than ``max_iterations + 1`` different parameters.
+        Stop the call when a restart starts more M-steps than this, or runs E-steps on more than
+        ``max_iterations + 1`` different parameters.
     stop_after : int, optional
         The iteration after which the stopping rule must end every restart. Once a restart has
         computed a bound after ``stop_after`` M-steps, the only M-step it may still start is one on
         the responsibilities that bound was computed with (a loop that computes the bound before
-        its M-step and tests after it); anything more stops the call (AbortCall).
+        its M-step and tests after it); anything more stops the call.
     rtol, patience : float, int, optional
         With a real bound: stop the call when a restart goes on ``patience`` M-steps after its
         bound improved by at most ``rtol`` (relative).
     max_restarts, max_calls : int
         Caps on what a call may run.
+
+    Attributes
+    ----------
+    abort_kind : str
+        Why the call was stopped: "max_iter", "rtol", "restarts", "calls" ("" when it was not);
+        ``abort_reason`` says it in words.
     """
 
     def __init__(self, e_step, m_step, bound=None, script=None, fail_at=(), *, max_iterations=None,
@@ -102,16 +109,25 @@ class EMWatcher:
         self.max_restarts, self.max_calls = max_restarts, max_calls
         self.restarts: list[RestartLog] = []
         self.calls = 0
-        self.abort_reason = ""
         self.abort_kind = ""
+        self.watch = Watch(ASSIGNMENT)
+        self.watch.spy("E_step", self._e_step, before=self._before_e_step)
+        self.watch.spy("M_step", self._m_step, before=self._before_m_step)
+        self.watch.spy("compute_vlb", self._compute_vlb, before=self._before_compute_vlb)
 
     def standins(self) -> dict:
-        return {"E_step": self.E_step, "M_step": self.M_step, "compute_vlb": self.compute_vlb}
+        return self.watch.standins()
+
+    @property
+    def abort_reason(self) -> str:
+        """What stopped the call, in words ("" when nothing did)."""
+        return self.watch.stopped.message if self.watch.stopped is not None else ""
 
     # ------------------------------------------------------------------ bookkeeping
     def _abort(self, kind: str, reason: str):
-        self.abort_kind, self.abort_reason = kind, reason
-        raise AbortCall(reason, verdict=kind)
+        if self.watch.stopped is None:          # the first verdict is kept (Watch.stop)
+            self.abort_kind = kind
+        self.watch.stop(reason)
 
     def _count_call(self) -> None:
         self.calls += 1
@@ -131,10 +147,19 @@ class EMWatcher:
     def current(self) -> RestartLog | None:
         return self.restarts[-1] if self.restarts else None
 
-    # ------------------------------------------------------------------ the stand-ins
-    def E_step(self, *args, **kwargs):
+    def _arguments(self, name: str) -> dict:
+        """The bound arguments of the call of ``name`` that is running (the spy records a call,
+        ``before`` passed, just before its target runs)."""
+        return self.watch.spies[name].calls[-1].arguments
+
+    # ------------------------------------------------------------------ the spies' hooks and targets
+    # A call that does not fit the signature (arguments None) is counted, then the spy raises
+    # TypeError in the student's code, as the real function would.
+    def _before_e_step(self, call) -> None:
         self._count_call()
-        a = _TASKS["E_step"].bind(args, kwargs)
+        a = call.arguments
+        if a is None:
+            return
         params = (a["pi"], a["mu"], a["sigma"])
         log = self.current
         if log is None or log.failed or not (_close(log.last_m_output, params) or _close(log.last_e_input, params)):
@@ -148,6 +173,10 @@ class EMWatcher:
                 self._abort("max_iter", f"restart {log.index + 1} ran E-steps on {log.e_distinct} different "
                                         f"parameters, past max_iter")
         log.last_e_input = params
+
+    def _e_step(self, *args, **kwargs):
+        a, log = self._arguments("E_step"), self.current
+        params = (a["pi"], a["mu"], a["sigma"])
         fail = next(((r, m) for r, m in self.fail_at if r == log.index and log.m_steps >= m), None)
         if fail is not None:
             self.fail_at.discard(fail)
@@ -161,9 +190,11 @@ class EMWatcher:
         log.last_e_output = gamma
         return gamma
 
-    def M_step(self, *args, **kwargs):
+    def _before_m_step(self, call) -> None:
         self._count_call()
-        a = _TASKS["M_step"].bind(args, kwargs)
+        a = call.arguments
+        if a is None:
+            return
         gamma = a["gamma"]
         log = self.current
         if log is None or log.failed or not (_close(log.last_e_output, gamma) or _close(log.last_m_input, gamma)):
@@ -187,8 +218,11 @@ class EMWatcher:
                                         f"{settled}")
             log.m_steps += 1
         log.last_m_input = gamma
+
+    def _m_step(self, *args, **kwargs):
+        a, log = self._arguments("M_step"), self.current
         try:
-            out = self._m(a["X"], gamma)
+            out = self._m(a["X"], a["gamma"])
         except Exception as exc:
             log.failed = _describe_failure("M_step", exc, log, None)
             raise
@@ -196,13 +230,15 @@ class EMWatcher:
         log.last_m_output = tuple(out) if isinstance(out, (tuple, list)) else out
         return out
 
-    def compute_vlb(self, *args, **kwargs):
+    def _before_compute_vlb(self, call) -> None:
         self._count_call()
-        a = _TASKS["compute_vlb"].bind(args, kwargs)
-        params = (a["pi"], a["mu"], a["sigma"])
         log = self.current
-        if log is None or log.failed:
-            log = self._new_restart()
+        if call.arguments is not None and (log is None or log.failed):
+            self._new_restart()
+
+    def _compute_vlb(self, *args, **kwargs):
+        a, log = self._arguments("compute_vlb"), self.current
+        params = (a["pi"], a["mu"], a["sigma"])
         if self._script is not None:
             value = np.float64(self._script(log.index, log.m_steps))
         else:
