@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -97,6 +98,19 @@ def test_fingerprints_are_the_same_in_every_process():
                               text=True, env={"PYTHONHASHSEED": seed, "PATH": ""}, cwd=ROOT, check=True).stdout
                for seed in ("1", "2", "3")}
     assert len(outputs) == 1 and json.loads(outputs.pop())
+
+
+def test_the_report_is_the_same_in_every_process(tmp_path):
+    """Ties (functions with equal evidence) are ordered by name, not by a set's hash order: the
+    same class gives the same similarity.json whatever PYTHONHASHSEED is."""
+    reports = set()
+    for seed in ("1", "2"):
+        out = tmp_path / seed
+        subprocess.run([sys.executable, "-m", "autograder", "similarity", "-a", "gmm", "-g", str(out),
+                        str(CORPORA / "gmm" / "correct"), str(ROOT / "examples" / "gmm")], cwd=ROOT, check=True,
+                       capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed})
+        reports.add((out / "similarity.json").read_bytes())
+    assert len(reports) == 1
 
 
 def _analyse(codes, **kw):

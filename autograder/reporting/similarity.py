@@ -397,11 +397,11 @@ def _pair(a: int, b: int, score: float, codes, per_code, holders, limit: int, k:
         weight = 1.0 / (len(holders[h]) - 1)
         ua = {codes[a].units[u].name for u, _ in per_code[a][h]}
         ub = {codes[b].units[u].name for u, _ in per_code[b][h]}
-        for name_a in ua:
-            for name_b in ub:
+        for name_a in sorted(ua):   # (sorted: a set's order follows PYTHONHASHSEED, the report must not)
+            for name_b in sorted(ub):
                 evidence[name_a, name_b] += weight / (len(ua) * len(ub))
     functions = sorted(((x, y, round(e, 1)) for (x, y), e in evidence.items() if e >= 1),
-                       key=lambda f: -f[2])
+                       key=lambda f: (-f[2], f[0], f[1]))
     tokens = [_token_count(codes[side], rare) for side, (rare, _) in zip((a, b), sides)]
     total = [sum(len(u.tokens) for u in codes[side].units) or 1 for side in (a, b)]
     regions = tuple(sorted(rare + [r for r in faint if not _inside(r, rare)], key=lambda r: (r.unit, r.start))
