@@ -420,21 +420,9 @@ def test_a_fork_bomb_is_contained(namespaces):
 
 
 def _cpu_controller_usable() -> bool:
-    """A cpu controller the grader sits at the root of (v1), or in its own cgroup's (v2)."""
-    with open("/proc/self/cgroup") as f:
-        lines = f.read().splitlines()
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "cpu" in controllers.split(",") and path == "/" and os.access("/sys/fs/cgroup/cpu", os.W_OK):
-            return True
-        if controllers == "" and os.path.isfile("/sys/fs/cgroup/cgroup.controllers"):
-            folder = "/sys/fs/cgroup" + path.rstrip("/")
-            try:
-                with open(folder + "/cgroup.controllers") as f:
-                    return "cpu" in f.read().split() and os.access(folder, os.W_OK)
-            except OSError:
-                return False
-    return False
+    """A cpu controller in the grader's own cgroup (v1 or v2) that a sandbox's cgroup can be a child of."""
+    from autograder.sandbox import isolation
+    return "cpu" in isolation.cgroup_bases()
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="cgroups of its own need root")
@@ -451,6 +439,119 @@ def test_the_sandbox_is_one_cpu_share_whatever_it_starts():
             lines = f.read().splitlines()
         own = [line for line in lines if "autograder-" in line.split(":", 2)[2]]
         assert any("cpu" in line.split(":")[1].split(",") or line.startswith("0::") for line in own), lines
+
+
+# ------------------------------------------------------------------------------------ memory
+HOLDS_MEMORY = r'''
+import ctypes, os
+
+def hold(shm_mb, memfd_mb):
+    """shm_mb of detached SysV segments and memfd_mb of memfds: memory in no process's address
+    space (never more than 32 MB mapped at once), which RLIMIT_AS does not see."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+    libc.shmdt.argtypes = [ctypes.c_void_p]
+    held, fds, block = 0, [], b"\1" * (1 << 20)
+    for _ in range(shm_mb // 32):
+        shmid = libc.shmget(0, 32 << 20, 0o1600)   # IPC_PRIVATE | IPC_CREAT
+        address = libc.shmat(shmid, None, 0)
+        ctypes.memset(address, 1, 32 << 20)
+        libc.shmdt(address)
+        held += 32
+    for _ in range(memfd_mb // 8):   # (8 MB files: RLIMIT_FSIZE caps each)
+        fd = os.memfd_create("held")
+        for _ in range(8):
+            os.write(fd, block)
+        fds.append(fd)
+        held += 8
+    return held
+
+def oom_score_adj():
+    with open("/proc/self/oom_score_adj") as f:
+        return int(f.read())
+'''
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="cgroups of its own need root")
+def test_shared_memory_and_memfds_count_against_the_sandbox_memory():
+    """Without a memory cgroup one call with RLIMIT_AS 400 MB held 640 MB of SysV segments and
+    memfds (ok, 640), and the host's OOM killer would have picked a neighbour. In the sandbox's
+    memory cgroup (a child of the grader's own) everything its processes hold is charged: the
+    call is stopped with a memory verdict, the next call runs, the cgroup goes with the sandbox."""
+    from autograder.sandbox import isolation
+    if "memory" not in isolation.cgroup_bases():
+        pytest.skip("no usable memory controller on this machine")
+    own = isolation.cgroup_bases()["memory"]
+    with Sandbox(submission_from_cells([HOLDS_MEMORY]),
+                 Limits(call_seconds=30, memory_mb=400, sandbox_memory_mb=256)) as sandbox:
+        assert sandbox.call("hold", (32, 32)).value == 64   # (it works, below the limit)
+        assert "memory cgroup (at most 256 MB for all its processes together" in " ".join(sandbox.isolation["held"])
+        folder = sandbox._memory_cgroup
+        assert os.path.dirname(folder) == own and os.path.basename(folder) == f"autograder-{sandbox._proc.pid}"
+        outcome = sandbox.call("hold", (320, 320))
+        assert outcome.status == "crash" and outcome.error_type == "MemoryError", outcome
+        assert "ran out of memory" in outcome.message and "256 MB" in outcome.message, outcome
+        assert isolation.memory_used(folder) < 128 << 20   # (given back before the next call)
+        assert sandbox.call("hold", (32, 32)).value == 64
+    assert not os.path.exists(folder)
+
+
+def test_calls_are_the_first_the_oom_killer_picks(namespaces):
+    """Never the zygote (every later call would lose its sandbox): a call's /proc is read-only,
+    so its oom_score_adj is written before it becomes so."""
+    outcome, _ = _one_off(HOLDS_MEMORY, "oom_score_adj")
+    assert outcome.value == 1000, outcome
+
+
+def test_without_a_memory_controller_the_report_says_so(monkeypatch, tmp_path):
+    """(No cgroup is joined here: the bases are fakes, plain folders.)"""
+    from autograder.sandbox import isolation
+    monkeypatch.setattr(isolation, "cgroup_bases", lambda: {})
+    report = isolation.Report()
+    assert isolation.join_cgroups(64, 256, report) == {}
+    missing = " ".join(report.missing)
+    assert "a memory cgroup (no usable memory controller): a sandbox's memory is capped per process" in missing
+    assert "pids cgroup (no usable pids controller)" in missing and not report.held
+    # a v1 memory controller: the limit is written, swap too where it is accounted, then the process joins
+    own = tmp_path / f"autograder-{os.getpid()}"
+    own.mkdir()
+    for name in ("memory.limit_in_bytes", "memory.memsw.limit_in_bytes", "cgroup.procs"):
+        (own / name).write_text("")
+    monkeypatch.setattr(isolation, "cgroup_bases", lambda: {"memory": str(tmp_path)})
+    report = isolation.Report()
+    assert isolation.join_cgroups(64, 256, report) == {"memory": str(own)}
+    assert (own / "memory.limit_in_bytes").read_text() == (own / "memory.memsw.limit_in_bytes").read_text() \
+        == str(256 << 20)
+    assert (own / "cgroup.procs").read_text() == str(os.getpid())
+    assert any(h.startswith("memory cgroup (at most 256 MB") for h in report.held), report.held
+    assert not any("memory" in m for m in report.missing), report.missing
+
+
+def test_a_sandbox_cgroup_is_a_child_of_the_graders_own(monkeypatch, tmp_path):
+    """v1 and v2, at a hierarchy's root or not, through a mount of a subtree: always the folder of
+    the cgroup this process is in, never one it is not in, never inside a sandbox's cgroup."""
+    from autograder.sandbox import isolation
+    (tmp_path / "memory/process_api/abc").mkdir(parents=True)
+    (tmp_path / "pids").mkdir()
+    (tmp_path / "cpu/sub").mkdir(parents=True)
+    (tmp_path / "unified/grader").mkdir(parents=True)
+    (tmp_path / "unified/grader/cgroup.controllers").write_text("cpu memory pids\n")
+    mounts = [f"35 31 0:32 / {tmp_path}/memory rw,relatime - cgroup cgroup rw,memory",
+              f"39 31 0:36 / {tmp_path}/pids rw,relatime - cgroup cgroup rw,pids",
+              f"32 31 0:29 /docker/x {tmp_path}/cpu rw,relatime - cgroup cgroup rw,cpu,cpuacct",
+              f"41 31 0:38 / {tmp_path}/unified rw,relatime - cgroup2 cgroup2 rw"]
+
+    def bases(*lines, mounts=mounts):
+        monkeypatch.setattr(isolation, "_cgroup_lines", lambda: (list(lines), mounts))
+        return isolation.cgroup_bases()
+
+    assert bases("4:memory:/process_api/abc", "8:pids:/", "1:cpu,cpuacct:/docker/x/sub") == {
+        "memory": f"{tmp_path}/memory/process_api/abc", "pids": f"{tmp_path}/pids", "cpu": f"{tmp_path}/cpu/sub"}
+    assert bases("4:memory:/process_api/gone", "8:pids:/", "1:cpu,cpuacct:/elsewhere") == {"pids": f"{tmp_path}/pids"}
+    assert bases("4:memory:/process_api/abc/autograder-7", "8:pids:/autograder-7") == {}
+    assert bases("0::/grader", mounts=mounts[3:]) == {c: f"{tmp_path}/unified/grader" for c in ("pids", "memory", "cpu")}
+    assert bases("0::/other", mounts=mounts[3:]) == {}
 
 
 def test_no_network(namespaces):
@@ -1118,8 +1219,9 @@ def test_an_unprivileged_grader_gets_the_same_isolation(tmp_path):
     assert result["uid"] == 1000 and result["double"] == 42 and result["after"] == 2
     held = " ".join(result["isolation"]["held"])
     assert "user" in held and "allowlist filesystem" in held, result["isolation"]
-    assert result["isolation"]["missing"] == ["pids cgroup (no usable pids controller)"] or \
-        not result["isolation"]["missing"], result["isolation"]
+    missing = result["isolation"]["missing"]   # (cgroups of its own need root: memory is capped per process)
+    assert len(missing) == 1 and missing[0].startswith("a memory cgroup (cgroups of its own need a root grader)"), \
+        result["isolation"]
     assert "solutions" not in (result["reference"] or []) and "Read-only" in result["write"]
     assert result["dev"] == ["null", "random", "urandom", "zero"]
     # RLIMIT_NPROC caps the processes (here the test's uid 1000 is the host's root, for which the

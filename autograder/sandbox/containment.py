@@ -33,11 +33,15 @@ def apply_limits(*, memory_mb: int, cpu_seconds: int, file_mb: int, files: int =
     return failed
 
 
+OOM_FIRST = 1000   # the oom_score_adj of every call: the OOM killer picks a call, never the zygote
+
+
 def oom_first() -> None:
-    """Make this process (and what it starts) the first the OOM killer picks."""
+    """Make this process (and what it starts) the first the OOM killer picks (the fallback: a
+    call with namespaces has a read-only /proc, ``filesystem.build_root`` writes it there)."""
     try:
         with open("/proc/self/oom_score_adj", "w") as f:
-            f.write("1000")
+            f.write(str(OOM_FIRST))
     except OSError:
         pass
 

@@ -62,9 +62,12 @@ def make_private() -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
-def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> None:
+def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
+               oom_score_adj: int | None = None) -> None:
     """Build the allowlist root and move into it (see the module docstring). ``from_host``: the
-    runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process)."""
+    runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process).
+    ``oom_score_adj`` is written through the new ``/proc`` before it becomes read-only (raising
+    it needs no privilege, only a writable ``/proc``, which the process never has again)."""
     # Everything is opened before anything is mounted on top of it. A call process opens only
     # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
     # the layout, never from the zygote's own files (their times are the sandbox's start).
@@ -125,7 +128,13 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
             _report_residence(new, layout, report)
         if proc:
             _mkdirs(new, "/proc", skeleton)
-            mount("proc", new + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            # Read-only per mount, not per superblock: in a user namespace the kernel refuses a
+            # writable /proc (a call's, to write its oom_score_adj) next to a read-only superblock.
+            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+            mount("proc", new + "/proc", "proc", flags)
+            if oom_score_adj is not None:
+                _adjust_oom_score(new + "/proc", oom_score_adj, report)
+            mount(None, new + "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
             if os.statvfs(new + "/proc").f_flag & os.ST_RDONLY:
                 report.held.append("private read-only /proc")
             else:  # never go on silently with a writable /proc
@@ -162,6 +171,15 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     else:
         report.held.append(f"allowlist filesystem ({len(layout['binds'])} read-only folders and files, "
                            f"/dev with {len(layout['devices'])} nodes, private {int(layout.get('tmp_mb', 64))} MB /tmp)")
+
+
+def _adjust_oom_score(proc: str, value: int, report) -> None:
+    try:
+        with open(proc + "/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+        report.held.append(f"calls are the first the kernel stops when memory runs out (oom_score_adj {value})")
+    except OSError as exc:
+        report.missing.append(f"oom_score_adj {value} for calls ({exc.strerror})")
 
 
 def _mask_proc(new: str, report) -> None:
