@@ -101,6 +101,9 @@ def forked_answer():
 def double(x):
     return 2 * x
 
+def cpu_count():
+    return os.cpu_count()
+
 def nproc():
     import resource
     return resource.getrlimit(resource.RLIMIT_NPROC)
@@ -254,10 +257,22 @@ def test_host_wide_proc_files_are_masked(namespaces):
     lately, readable by a capability-less uid 0), every task's scheduling and timers: empty."""
     from autograder.sandbox.filesystem import PROC_MASKED
     present = [name for name in PROC_MASKED if os.path.exists(f"/proc/{name}")]
-    assert "kpageflags" in present
+    assert "kpageflags" in present and "vmstat" in present
     for name in present:
         outcome = namespaces.call("read", (f"/proc/{name}",))
         assert outcome.ok and outcome.value == "", (name, outcome)
+
+
+def test_machine_wide_counters_read_zero(namespaces):
+    """/proc/stat's fork count carried a bit from one call to the next (a call left it at a
+    residue, the next found it 0-7 past: tests/corpora/hostile/counts_calls_fork_count.py, 4/4
+    before): every number in it reads 0, its lines stay (glibc counts the CPUs by them)."""
+    text = namespaces.call("read", ("/proc/stat",)).value
+    host = open("/proc/stat").read()
+    assert [line.split()[0] for line in text.splitlines()] == [line.split()[0] for line in host.splitlines()]
+    assert {word for line in text.splitlines() for word in line.split()[1:]} == {"0"}
+    assert "processes 0" in text.splitlines()
+    assert namespaces.call("cpu_count").value == os.cpu_count()
 
 
 def test_host_settings_do_not_change(namespaces):

@@ -48,7 +48,11 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, 
 STAGING = "/tmp"
 TMPFS_MAGIC = 0x01021994
 PROC_MASKED = ("kpageflags", "kpagecount", "kpagecgroup", "kcore", "sched_debug", "timer_list", "keys",
-               "key-users", "latency_stats")
+               "key-users", "latency_stats",
+               # machine-wide counters and allocator state a call can advance and a later one read
+               "vmstat", "interrupts", "softirqs", "diskstats", "schedstat", "zoneinfo", "pagetypeinfo",
+               "buddyinfo", "slabinfo", "vmallocinfo")
+PROC_ZEROED = ("stat",)   # the same, but its lines are kept (glibc counts CPUs by /proc/stat's cpuN lines)
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 
 
@@ -185,20 +189,44 @@ def _adjust_oom_score(proc: str, value: int, report) -> None:
 def _mask_proc(new: str, report) -> None:
     """The host-wide files of /proc that a call has no use for and could read state of other calls
     in (the flags of every physical page: which pages were read lately; every CPU's timers, every
-    task's scheduling, the kernel's memory, keys): an empty read-only file on top of each."""
-    empty = new + "/.empty-proc"
-    with open(empty, "w"):
-        pass
+    task's scheduling, the kernel's memory, keys; counters such as the forks since boot, which a
+    call can leave at a residue for a later call to find): an empty read-only file on top of
+    each, and on ``/proc/stat`` its own lines with every number 0."""
+    covers = {name: "" for name in PROC_MASKED}   # (one empty file for all of them)
+    texts = {"": b""}
+    for name in PROC_ZEROED:
+        try:
+            with open(f"{new}/proc/{name}", "rb") as f:
+                texts[name] = zeroed(f.read())
+            covers[name] = name
+        except OSError:
+            pass
+    made = []
     try:
-        for name in PROC_MASKED:
+        for key, text in texts.items():
+            made.append(f"{new}/.proc-{key}")
+            with open(made[-1], "wb") as f:
+                f.write(text)
+        for name, key in covers.items():
             target = f"{new}/proc/{name}"
             if os.path.exists(target):
-                mount(empty, target, None, MS_BIND)
+                mount(f"{new}/.proc-{key}", target, None, MS_BIND)
                 mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except OSError as exc:
         report.missing.append(f"masking /proc's host-wide files ({exc})")
     finally:
-        os.unlink(empty)   # (the mounts keep the inode)
+        for path in made:
+            os.unlink(path)   # (the mounts keep the inodes)
+
+
+def zeroed(text: bytes) -> bytes:
+    """Every line's first word, its other fields 0 (``cpu0 0 0 0 ...``, ``processes 0``)."""
+    lines = []
+    for line in text.splitlines():
+        words = line.split()
+        if words:
+            lines.append(b" ".join([words[0]] + [b"0"] * (len(words) - 1)))
+    return b"\n".join(lines) + b"\n"
 
 
 def _report_residence(new: str, layout: dict, report) -> None:
