@@ -19,7 +19,7 @@ host's timestamps) or made for this call: nothing carries the time or the order 
      "symlinks": [[path, target], ...],           e.g. /lib -> usr/lib, as on the host
      "hide": [[path, "dir"|"file"], ...],         inside binds: empty
      "runtime": [[guest path, host path, kind]],  the guest package (/sandbox/...)
-     "devices": ["/dev/null", ...], "tmp_mb": 64}
+     "devices": ["/dev/null", ...], "tmp_mb": IsolationPolicy.tmp_mb}
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
     if missing:
         report.missing.append("allowlist entries not found: " + ", ".join(missing))
     new = STAGING
+    tmp_mb = int(layout["tmp_mb"])   # (policy.layout always sets it: the one default is IsolationPolicy's)
     skeleton: list[str] = []
     try:
         # (not nodev: the four device nodes may be made in it; it is read-only once built)
@@ -100,7 +101,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
         # virtualenv in /tmp/x) get their mount points and links in it, not under it.
         _mkdirs(new, "/tmp", skeleton)
         mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-              f"size={int(layout.get('tmp_mb', 64))}m,nr_inodes=16384,mode=1777")
+              f"size={tmp_mb}m,nr_inodes=16384,mode=1777")
         for path, target in layout["symlinks"]:
             _mkdirs(new, os.path.dirname(path), skeleton)
             if not os.path.lexists(new + path):
@@ -174,7 +175,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
         report.missing.append("read-only allowlist (still writable: " + ", ".join(writable) + ")")
     else:
         report.held.append(f"allowlist filesystem ({len(layout['binds'])} read-only folders and files, "
-                           f"/dev with {len(layout['devices'])} nodes, private {int(layout.get('tmp_mb', 64))} MB /tmp)")
+                           f"/dev with {len(layout['devices'])} nodes, private {tmp_mb} MB /tmp)")
 
 
 def _adjust_oom_score(proc: str, value: int, report) -> None:

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> None:
     control = Channel(socket.socket(fileno=int(argv[0])), max_receive=CONTROL_BYTES, max_send=CONTROL_BYTES,
                       json=True)
     spec = control.receive(time.monotonic() + 60)["spec"]
-    isolation.die_with_parent(spec.get("parent"))   # a killed grader leaves nothing running
+    isolation.die_with_parent(spec["parent"])   # a killed grader leaves nothing running
     report = isolation.Report()
     linux = sys.platform.startswith("linux")
     root = os.geteuid() == 0
@@ -56,7 +56,7 @@ def main(argv: list[str]) -> None:
     namespaced = False
     if not linux:
         report.missing.append(f"namespaces (not available on {sys.platform})")
-    elif not spec.get("namespaces"):
+    elif not spec["namespaces"]:
         report.missing.append("namespaces (turned off)")
     elif isolation.enter_namespaces(report, root=root):
         filesystem.make_private()
