@@ -52,6 +52,7 @@ class Limits:
     max_call_seconds: float = 0.0    # when > 0: a cap on every call, whatever a check asks for
 
     def sandbox_mb(self) -> int:
+        """The memory cap of the whole sandbox, in MB."""
         return self.sandbox_memory_mb or self.memory_mb + 512
 
 

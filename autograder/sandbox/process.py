@@ -491,7 +491,7 @@ class Sandbox:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
-        if self._memory_cgroup is not None or os.geteuid() == 0 and sys.platform.startswith("linux"):
+        if os.geteuid() == 0 and sys.platform.startswith("linux"):   # (the launcher's cgroups: only as root)
             from . import isolation
             isolation.remove_cgroups(proc.pid)   # (not left in the grader's own cgroup until the next start)
         self._memory_cgroup = None
