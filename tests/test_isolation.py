@@ -613,6 +613,18 @@ def test_the_system_call_filter(namespaces):
                 out["vsock"] = "allowed"
             except OSError as exc:
                 out["vsock"] = errno.errorcode.get(exc.errno, "?")
+            # a pidfd's inode number counts every process and thread the machine started: no way to one
+            a, b = socket.socketpair()
+            for name, call in (("SO_PEERPIDFD", lambda: a.getsockopt(socket.SOL_SOCKET, 77)),
+                               ("SO_PASSPIDFD", lambda: b.setsockopt(socket.SOL_SOCKET, 76, 1)),
+                               ("SO_COOKIE", lambda: a.getsockopt(socket.SOL_SOCKET, 57, 8))):
+                try:
+                    call()
+                    out[name] = "allowed"
+                except OSError as exc:
+                    out[name] = errno.errorcode.get(exc.errno, "?")
+            b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)   # other options are untouched
+            out["sockopts"] = a.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
             t = threading.Thread(target=lambda: None); t.start(); t.join()
             out["thread"] = "allowed"
             out["subprocess"] = subprocess.run([sys.executable, "-c", "print(6*7)"], capture_output=True,
@@ -624,9 +636,9 @@ def test_the_system_call_filter(namespaces):
     assert outcome.ok, outcome
     value = outcome.value
     for name in ("unshare", "mount", "add_key", "keyctl", "bpf", "perf_event_open", "io_uring_setup", "ptrace",
-                 "pidfd_open", "clone_newuser"):
+                 "pidfd_open", "clone_newuser", "SO_PEERPIDFD", "SO_PASSPIDFD", "SO_COOKIE"):
         assert value[name] == "EPERM", (name, value)
-    assert value["statx"] == "ENOSYS" and value["vsock"] == "EAFNOSUPPORT"
+    assert value["statx"] == "ENOSYS" and value["vsock"] == "EAFNOSUPPORT" and value["sockopts"] is True
     assert value["thread"] == "allowed" and value["subprocess"] == "42" and value["stat"] is True
 
 

@@ -10,8 +10,11 @@ filter also closes what needs no capability and is useless to a submission:
   ``ptrace``, ``process_vm_*``, ``kcmp``, keyrings (``add_key``, ``keyctl``, ``request_key``),
   ``bpf``, ``perf_event_open``, ``io_uring_*``, ``userfaultfd``, ``fanotify_*``;
 * global counters that would let a call count the calls before it: ``statx`` (unique mount
-  ids), ``statmount``/``listmount``, ``name_to_handle_at``, ``pidfd_open`` (pidfs inode
-  numbers), namespace and pidfd ioctls, the socket and network-namespace cookies;
+  ids), ``statmount``/``listmount``, ``name_to_handle_at``, namespace and pidfd ioctls, the
+  socket and network-namespace cookies, and every way to a pidfd (``pidfd_open``,
+  ``CLONE_PIDFD``, ``SO_PEERPIDFD``, ``SO_PASSPIDFD``'s ``SCM_PIDFD``): a pidfd's inode number
+  is the pidfs number of its process, one machine-wide count of every process and thread ever
+  started, which a call moves by starting threads;
 * sockets other than ``AF_UNIX``/``AF_INET``/``AF_INET6`` (``AF_VSOCK`` reaches a VM's host
   whatever the network namespace), modules, kexec, reboot, swap, accounting, quotas, syslog;
 * what moves the page cache of the allowlisted files or probes it (state shared with later
@@ -40,7 +43,7 @@ _SYSCALLS = {
         "delete_module": 176, "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163, "syslog": 103,
         "quotactl": 179, "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300,
         "fanotify_mark": 301, "lookup_dcookie": 212, "uselib": 134, "iopl": 172, "ioperm": 173,
-        "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "socket": 41, "socketpair": 53,
+        "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "setsockopt": 54, "socket": 41, "socketpair": 53,
         "statx": 332, "fadvise64": 221, "readahead": 187, "mincore": 27, "preadv2": 327, "pwritev2": 328,
         "madvise": 28,
     },
@@ -52,7 +55,7 @@ _SYSCALLS = {
         "delete_module": 106, "reboot": 142, "swapon": 224, "swapoff": 225, "acct": 89, "syslog": 116,
         "quotactl": 60, "open_by_handle_at": 265, "name_to_handle_at": 264, "fanotify_init": 262,
         "fanotify_mark": 263, "lookup_dcookie": 18, "clone": 220, "clone3": 435, "ioctl": 29,
-        "getsockopt": 209, "socket": 198, "socketpair": 199, "statx": 291, "fadvise64": 223, "readahead": 213,
+        "getsockopt": 209, "setsockopt": 208, "socket": 198, "socketpair": 199, "statx": 291, "fadvise64": 223, "readahead": 213,
         "mincore": 232, "preadv2": 286, "pwritev2": 287, "madvise": 233,
     },
 }
@@ -63,12 +66,14 @@ _GENERIC = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 4
             "pidfd_open": 434, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
             "statmount": 457, "listmount": 458, "open_tree_attr": 467, "process_madvise": 440,
             "cachestat": 451}
-_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "socket", "socketpair", "statx", "preadv2", "pwritev2",
+_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "setsockopt", "socket", "socketpair", "statx", "preadv2", "pwritev2",
             "madvise")
 _NAMESPACE_FLAGS = 0x7E020080 | 0x00001000   # CLONE_NEW* (ns, cgroup, uts, ipc, user, pid, net, time), CLONE_PIDFD
 _ALLOWED_DOMAINS = (1, 2, 10)                # AF_UNIX, AF_INET, AF_INET6
 _DENIED_IOCTL_TYPES = (0xB7, 0xFF)           # namespace (NSIO) and pidfd ioctls
-_DENIED_SOCKOPTS = (57, 71)                  # SO_COOKIE, SO_NETNS_COOKIE
+_SOL_SOCKET = 1
+_DENIED_GETSOCKOPTS = (57, 71, 77)           # SO_COOKIE, SO_NETNS_COOKIE, SO_PEERPIDFD
+_DENIED_SETSOCKOPTS = (76,)                  # SO_PASSPIDFD (a pidfd of each sender: SCM_PIDFD)
 _DENIED_ADVICE = (3, 9, 20, 21)              # MADV_WILLNEED, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT
 
 _RET_KILL_PROCESS = 0x80000000
@@ -111,7 +116,8 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     emit(_JEQ, numbers["madvise"], jt="madvise")
     emit(_JEQ, numbers["clone"], jt="clone")
     emit(_JEQ, numbers["ioctl"], jt="ioctl")
-    emit(_JEQ, numbers["getsockopt"], jt="sockopt")
+    emit(_JEQ, numbers["getsockopt"], jt="getsockopt")
+    emit(_JEQ, numbers["setsockopt"], jt="setsockopt")
     emit(_JEQ, numbers["socket"], jt="domain")
     emit(_JEQ, numbers["socketpair"], jt="domain")
     emit(_RET, _RET_ALLOW)
@@ -126,11 +132,15 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     for kind in _DENIED_IOCTL_TYPES:
         emit(_JEQ, kind << 8, jt=deny)
     emit(_RET, _RET_ALLOW)
-    labels["sockopt"] = len(code)
-    emit(_LD, 32)                                   # args[2] (low half): the option
-    for option in _DENIED_SOCKOPTS:
-        emit(_JEQ, option, jt=deny)
-    emit(_RET, _RET_ALLOW)
+    for which, options in (("getsockopt", _DENIED_GETSOCKOPTS), ("setsockopt", _DENIED_SETSOCKOPTS)):
+        labels[which] = len(code)
+        emit(_LD, 24)                               # args[1] (low half): the level
+        emit(_JEQ, _SOL_SOCKET, jt=1)
+        emit(_RET, _RET_ALLOW)
+        emit(_LD, 32)                               # args[2] (low half): the option
+        for option in options:
+            emit(_JEQ, option, jt=deny)
+        emit(_RET, _RET_ALLOW)
     labels["madvise"] = len(code)
     emit(_LD, 32)                                   # args[2] (low half): the advice
     for advice in _DENIED_ADVICE:
