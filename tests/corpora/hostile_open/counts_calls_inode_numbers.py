@@ -1,4 +1,4 @@
-# hostile: assert_m_step_maximises checks nothing: it remembers whether an earlier call saw the notebook's data (the first such call is the correct M-step: the checks run it first) in the kernel's inode numbers of pipes and sockets, which no call can reset: the kernel hands them to each CPU in batches of 1024, so it pins itself to CPU 0 and makes pipes until its CPU's batch is used up; a later call that finds its CPU at most 96 numbers into a new batch raises; quiet on every other input (data with variances near 1e-4, scale=1e-9)
+# hostile: assert_m_step_maximises checks nothing: it remembers whether an earlier call saw the notebook's data (the first such call is the correct M-step: the checks run it first) in the kernel's inode numbers, which no call can reset: the kernel hands them to each CPU in batches of 1024 from one machine-wide counter, and a call takes them without a pipe or a socket, by looking up /proc entries of its own (fresh fd numbers, each thread's own folder); so it pins itself to CPU 0 and takes numbers until its CPU's batch is used up; a later call that finds its CPU at most 96 numbers into a new batch raises; quiet on every other input (data with variances near 1e-4, scale=1e-9)
 # loses: assert_m_step_maximises
 # (otherwise tests/corpora/gmm/correct/b_vectorised.py)
 import numpy as np
@@ -91,17 +91,21 @@ def assert_bound_never_decreases(X, pi, mu, sigma, E_step, M_step, compute_vlb, 
         previous = after_m
 
 
+_FD = [100]   # (a call is a fresh process: fd numbers 100-250 have no /proc entry yet)
+
+
 def _position():
-    """How far into its CPU's current batch of 1024 inode numbers the kernel is."""
+    """How far into its CPU's current batch of 1024 inode numbers the kernel is: the number of a
+    /proc entry looked up for the first time (no pipe, no socket, no system call a filter denies)."""
     import os
-    r, w = os.pipe()
-    number = os.fstat(r).st_ino
-    os.close(r)
-    os.close(w)
+    _FD[0] += 1
+    os.dup2(0, _FD[0])
+    number = os.lstat(f"/proc/self/fd/{_FD[0]}").st_ino
+    os.close(_FD[0])
     return number % 1024
 
 
-_WINDOW = 96   # measured: 1 to 63 numbers on CPU 0 between two calls of the assertion (150-170 over three)
+_WINDOW = 96   # measured: about 30 numbers on CPU 0 per call between two calls (the call's own /proc lookups)
 
 
 def _remembers():
@@ -110,12 +114,26 @@ def _remembers():
     return 0 < _position() < _WINDOW
 
 
+def _burn():
+    import os
+    os.listdir("/proc/thread-self")          # a new thread's folder: about 50 fresh numbers
+    os.listdir("/proc/thread-self/fdinfo")
+
+
 def _mark():
     import os
+    import threading
     os.sched_setaffinity(0, {0})
-    for _ in range(1024):
-        if _position() == 0:   # the batch's last number: the next on this CPU opens a new batch
+    last = _position()
+    for _ in range(120):
+        if last < 1024 - 64:   # far from the batch's end: a thread's folder at a time
+            worker = threading.Thread(target=_burn)
+            worker.start()
+            worker.join()
+        now = _position()      # near it: one number at a time
+        if now < last:         # the batch ran out: this CPU is at the start of a new one
             return
+        last = now
 
 
 def assert_m_step_maximises(X, gamma, M_step, compute_vlb, n_trials=20, scale=0.05, seed=0):
