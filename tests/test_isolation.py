@@ -28,6 +28,7 @@ import pytest
 from autograder.engine.reference import course_root
 from autograder.loading import submission_from_cells
 from autograder.sandbox import IsolationPolicy, Limits, Sandbox
+from autograder.sandbox import filesystem as sandbox_filesystem
 from autograder.sandbox import policy as sandbox_policy
 from conftest import remove_planted
 
@@ -246,9 +247,16 @@ def test_dev_has_exactly_four_nodes_and_no_kernel_interface(namespaces):
 
 
 def test_proc_is_private_and_read_only(namespaces):
-    assert namespaces.call("listing", ("/proc/1/root",)).value == namespaces.call("listing", ("/",)).value
-    pids = [p for p in namespaces.call("listing", ("/proc",)).value if p.isdigit()]
-    assert pids == ["1"]   # the call is PID 1 of a namespace of its own
+    """A call's /proc holds bound files of its own and plain files, no live folder: looking up a
+    new entry of a real /proc/<pid> or /proc/sys takes a number from the kernel's machine-wide
+    inode counter (tests/corpora/hostile/counts_calls_inode_numbers.py left a mark in it so)."""
+    listing = namespaces.call("listing", ("/proc",)).value
+    assert not [p for p in listing if p.isdigit()] and "sys" not in listing and "thread-self" not in listing
+    assert sorted(namespaces.call("listing", ("/proc/self",)).value) == sorted(
+        name.split("/")[1] for name in sandbox_filesystem.PROC_BOUND if name.startswith("self/"))
+    for path in ("/proc/1/root", "/proc/self/fd", "/proc/self/task", "/proc/sys"):
+        assert namespaces.call("listing", (path,)).error_type == "FileNotFoundError", path
+    assert namespaces.call("read", ("/proc/self/status",)).value.startswith("Name:")
     for path in ("/proc/sys/kernel/pid_max", "/proc/sys/kernel/hostname", "/proc/sysrq-trigger",
                  "/proc/sys/vm/drop_caches", "/proc/self/oom_score_adj"):
         outcome = namespaces.call("write", (path,))
@@ -577,7 +585,7 @@ def test_no_network(namespaces):
     try:
         outcome = namespaces.call("connect", (server.getsockname()[1],))
         assert outcome.status == "error" and outcome.error_type in (
-            "OSError", "ConnectionRefusedError", "TimeoutError"), outcome
+            "OSError", "PermissionError", "ConnectionRefusedError", "TimeoutError"), outcome
         with pytest.raises(socket.timeout):
             server.accept()
     finally:
@@ -591,9 +599,17 @@ def test_forked_copies_cannot_answer_for_the_call(box):
 
 def test_the_system_call_filter(namespaces):
     outcome, _ = _one_off('''
-        import ctypes, errno, os, socket, threading, subprocess, sys
+        import ctypes, errno, mmap, os, socket, stat, threading, subprocess, sys
         def result(value):
             return "allowed" if value >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+        def _check(value):
+            if value < 0:
+                raise OSError(ctypes.get_errno(), "denied")
+        def _is_socket(fd):
+            try:
+                return stat.S_ISSOCK(os.fstat(fd).st_mode)
+            except OSError:
+                return False
         def probe():
             libc = ctypes.CDLL(None, use_errno=True)
             out = {}
@@ -613,22 +629,42 @@ def test_the_system_call_filter(namespaces):
                 out["vsock"] = "allowed"
             except OSError as exc:
                 out["vsock"] = errno.errorcode.get(exc.errno, "?")
-            # a pidfd's inode number counts every process and thread the machine started: no way to one
-            a, b = socket.socketpair()
-            for name, call in (("SO_PEERPIDFD", lambda: a.getsockopt(socket.SOL_SOCKET, 77)),
-                               ("SO_PASSPIDFD", lambda: b.setsockopt(socket.SOL_SOCKET, 76, 1)),
-                               ("SO_COOKIE", lambda: a.getsockopt(socket.SOL_SOCKET, 57, 8))):
+            # a pidfd's inode number counts every process and thread the machine started: no way to
+            # one (tried on the call's own channel socket: it cannot make a socket)
+            channel = socket.socket(fileno=os.dup(next(fd for fd in range(3, 64) if _is_socket(fd))))
+            for name, call in (("SO_PEERPIDFD", lambda: channel.getsockopt(socket.SOL_SOCKET, 77)),
+                               ("SO_PASSPIDFD", lambda: channel.setsockopt(socket.SOL_SOCKET, 76, 1)),
+                               ("SO_COOKIE", lambda: channel.getsockopt(socket.SOL_SOCKET, 57, 8))):
                 try:
                     call()
                     out[name] = "allowed"
                 except OSError as exc:
                     out[name] = errno.errorcode.get(exc.errno, "?")
-            b.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 16)   # other options are untouched
-            out["sockopts"] = a.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+            out["sockopts"] = channel.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
+            channel.detach()
+            # what takes a number from the machine-wide inode counter (get_next_ino)
+            huge, x86 = 0x40000 | mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, os.uname().machine == "x86_64"
+            libc.mmap.restype = ctypes.c_void_p
+            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+            for name, call in (("pipe", os.pipe), ("pipe2", lambda: os.pipe2(0)), ("socket", socket.socket),
+                               ("socketpair", socket.socketpair), ("unix socket", lambda: socket.socket(socket.AF_UNIX)),
+                               ("vsock", lambda: socket.socket(40, socket.SOCK_STREAM)),
+                               ("memfd_hugetlb", lambda: os.memfd_create("x", 4)),
+                               ("shm_hugetlb", lambda: _check(libc.shmget(0, 2 << 20, 0o1600 | 0o4000))),
+                               ("mmap_hugetlb", lambda: _check(-1 if libc.mmap(None, 2 << 20, 3, huge, -1, 0) in (None, 2**64 - 1) else 0)),
+                               ("mq_open", lambda: _check(libc.syscall(240 if x86 else 180, b"q", 0o102, 0o600, None))),
+                               ("io_setup", lambda: _check(libc.syscall(206 if x86 else 0, 1, ctypes.byref(ctypes.c_ulong())))),
+                               ("memfd_secret", lambda: _check(libc.syscall(447, 0))),
+                               ("subprocess", lambda: subprocess.run([sys.executable, "-c", "print(6*7)"]))):
+                try:
+                    call()
+                    out[name] = "allowed"
+                except OSError as exc:
+                    out[name] = errno.errorcode.get(exc.errno, "?")
+            out["memfd"] = os.fstat(os.memfd_create("x")).st_size == 0                 # (without huge pages: allowed)
+            out["private mmap"] = len(mmap.mmap(-1, 1 << 16, flags=mmap.MAP_PRIVATE)) == 1 << 16
             t = threading.Thread(target=lambda: None); t.start(); t.join()
             out["thread"] = "allowed"
-            out["subprocess"] = subprocess.run([sys.executable, "-c", "print(6*7)"], capture_output=True,
-                                               text=True).stdout.strip()
             out["fork"] = "allowed" if (lambda p: p == 0 and os._exit(0) or os.waitpid(p, 0))(os.fork()) else "?"
             out["stat"] = bool(os.stat("/tmp"))
             return out
@@ -636,10 +672,13 @@ def test_the_system_call_filter(namespaces):
     assert outcome.ok, outcome
     value = outcome.value
     for name in ("unshare", "mount", "add_key", "keyctl", "bpf", "perf_event_open", "io_uring_setup", "ptrace",
-                 "pidfd_open", "clone_newuser", "SO_PEERPIDFD", "SO_PASSPIDFD", "SO_COOKIE"):
+                 "pidfd_open", "clone_newuser", "SO_PEERPIDFD", "SO_PASSPIDFD", "SO_COOKIE", "pipe", "pipe2",
+                 "socket", "socketpair", "unix socket", "vsock", "memfd_hugetlb", "shm_hugetlb", "mmap_hugetlb",
+                 "mq_open", "io_setup", "memfd_secret", "subprocess"):
         assert value[name] == "EPERM", (name, value)
-    assert value["statx"] == "ENOSYS" and value["vsock"] == "EAFNOSUPPORT" and value["sockopts"] is True
-    assert value["thread"] == "allowed" and value["subprocess"] == "42" and value["stat"] is True
+    assert value["statx"] == "ENOSYS" and value["sockopts"] is True
+    assert value["memfd"] is True and value["private mmap"] is True
+    assert value["thread"] == "allowed" and value["fork"] == "allowed" and value["stat"] is True
 
 
 # ------------------------------------------------------------------------------------ the page cache
@@ -1016,7 +1055,7 @@ def fingerprint():
     return {"pid": [os.getpid(), os.getppid()], "gc": [list(gc.get_count()), [dict(s) for s in gc.get_stats()],
             gc.get_freeze_count()], "blocks": sys.getallocatedblocks(), "id": id(object()),
             "refs": [sys.getrefcount(None), sys.getrefcount(0)], "mounts": mounts, "stat": seen,
-            "ns": sorted(os.readlink(f"/proc/self/ns/{n}") for n in ("mnt", "pid", "net", "ipc")),
+            "ns": os.path.exists("/proc/self/ns"),   # (namespace ids: no /proc/self/ns, no NS_GET_* ioctl)
             "cgroup": open("/proc/self/cgroup").read(), "hostname": os.uname().nodename}
 '''
     with Sandbox(submission_from_cells([code])) as sandbox:

@@ -4,7 +4,8 @@
 allowlist, bind-mounts read-only what is listed (the Python installation, the system libraries
 its extension modules need, the guest runtime under ``/sandbox``), covers what must stay out of
 sight inside those folders (an installed copy of the grader, ``solutions``), adds a ``/dev`` of
-exactly four nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace, then
+exactly four nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace (a call's: of
+bound files only, see ``_bound_proc``), then
 ``pivot_root``s into it and detaches the old root. Afterwards nothing else exists for the
 process: not through ``..``, ``/proc/1/root``, ``/proc/self/cwd`` or open descriptors (the
 caller opens none).
@@ -37,6 +38,7 @@ MS_REMOUNT = 32
 MS_NOATIME = 1024
 MS_NODIRATIME = 2048
 MS_BIND = 4096
+MS_MOVE = 8192
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_RELATIME = 1 << 21
@@ -53,6 +55,12 @@ PROC_MASKED = ("kpageflags", "kpagecount", "kpagecgroup", "kcore", "sched_debug"
                "vmstat", "interrupts", "softirqs", "diskstats", "schedstat", "zoneinfo", "pagetypeinfo",
                "buddyinfo", "slabinfo", "vmallocinfo")
 PROC_ZEROED = ("stat",)   # the same, but its lines are kept (glibc counts CPUs by /proc/stat's cpuN lines)
+# What a call's /proc holds of the real one (files only; see _bound_proc): glibc's
+# pthread_getattr_np reads self/maps, the rest is what a program may look at about itself.
+PROC_BOUND = ("self/maps", "self/smaps", "self/status", "self/stat", "self/statm", "self/mountinfo", "self/mounts",
+              "self/cgroup", "self/limits", "self/oom_score_adj", "self/oom_score", "self/cmdline", "self/comm",
+              "self/environ", "self/io", "self/mem", "self/clear_refs", "meminfo", "cpuinfo", "uptime", "loadavg",
+              "version")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 
 
@@ -145,7 +153,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
             else:  # never go on silently with a writable /proc
                 report.missing.append("read-only /proc (the proc mount is writable)")
             if not from_host:   # (not the zygote's: a user namespace refuses a new /proc next to a masked one)
-                _mask_proc(new, report)
+                _bound_proc(new, report)
     finally:
         for fd, _ in sources.values():
             os.close(fd)
@@ -187,37 +195,41 @@ def _adjust_oom_score(proc: str, value: int, report) -> None:
         report.missing.append(f"oom_score_adj {value} for calls ({exc.strerror})")
 
 
-def _mask_proc(new: str, report) -> None:
-    """The host-wide files of /proc that a call has no use for and could read state of other calls
-    in (the flags of every physical page: which pages were read lately; every CPU's timers, every
-    task's scheduling, the kernel's memory, keys; counters such as the forks since boot, which a
-    call can leave at a residue for a later call to find): an empty read-only file on top of
-    each, and on ``/proc/stat`` its own lines with every number 0."""
-    covers = {name: "" for name in PROC_MASKED}   # (one empty file for all of them)
-    texts = {"": b""}
-    for name in PROC_ZEROED:
-        try:
-            with open(f"{new}/proc/{name}", "rb") as f:
-                texts[name] = zeroed(f.read())
-            covers[name] = name
-        except OSError:
-            pass
-    made = []
+def _bound_proc(new: str, report) -> None:
+    """A call's ``/proc``: a small read-only tmpfs on top of the real one (which no path reaches
+    again), holding bind mounts of the files in ``PROC_BOUND`` and plain files for the others.
+
+    No folder of the real ``/proc`` is reachable: every inode of a ``/proc/<pid>`` or ``/proc/sys``
+    folder gets its number from the kernel's machine-wide counter (``get_next_ino``, in batches of
+    1024 per CPU) when first looked up, so a call that could look up new entries (its fd numbers,
+    its threads' folders) could move that counter and read it, leaving a mark for a later call. A
+    bound file is looked up once, here. The host-wide files a call could read other calls' state
+    in (``PROC_MASKED``: the flags of every physical page, every CPU's timers, the forks since
+    boot...) are empty files; ``/proc/stat`` keeps its lines with every number 0 (glibc counts the
+    CPUs by its ``cpuN`` lines)."""
+    static = new + "/.proc"
     try:
-        for key, text in texts.items():
-            made.append(f"{new}/.proc-{key}")
-            with open(made[-1], "wb") as f:
+        os.mkdir(static)
+        mount("tmpfs", static, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=256k,nr_inodes=256,mode=0755")
+        os.mkdir(static + "/self")
+        for name in PROC_MASKED:
+            open(f"{static}/{name}", "wb").close()
+        for name in PROC_ZEROED:
+            with open(f"{new}/proc/{name}", "rb") as f:
+                text = zeroed(f.read())
+            with open(f"{static}/{name}", "wb") as f:
                 f.write(text)
-        for name, key in covers.items():
-            target = f"{new}/proc/{name}"
-            if os.path.exists(target):
-                mount(f"{new}/.proc-{key}", target, None, MS_BIND)
-                mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        for name in PROC_BOUND:
+            if os.path.exists(f"{new}/proc/{name}"):
+                open(f"{static}/{name}", "wb").close()
+                mount(f"{new}/proc/{name}", f"{static}/{name}", None, MS_BIND)   # (read-only: the proc mount is)
+        os.symlink("self/mounts", static + "/mounts")
+        mount(None, static, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # Moved, not the real one unmounted: an unmount waits for the kernel's RCU (tens of ms here).
+        mount(static, new + "/proc", None, MS_MOVE)
+        os.rmdir(static)
     except OSError as exc:
-        report.missing.append(f"masking /proc's host-wide files ({exc})")
-    finally:
-        for path in made:
-            os.unlink(path)   # (the mounts keep the inodes)
+        report.missing.append(f"a /proc of bound files only ({exc})")
 
 
 def zeroed(text: bytes) -> bytes:
