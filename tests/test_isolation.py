@@ -645,13 +645,14 @@ def test_the_system_call_filter(namespaces):
             # what takes a number from the machine-wide inode counter (get_next_ino)
             huge, x86 = 0x40000 | mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, os.uname().machine == "x86_64"
             libc.mmap.restype = ctypes.c_void_p
-            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+            libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t] + [ctypes.c_int] * 4
+            failed = (None, 2**64 - 1)   # (MAP_FAILED)
             for name, call in (("pipe", os.pipe), ("pipe2", lambda: os.pipe2(0)), ("socket", socket.socket),
                                ("socketpair", socket.socketpair), ("unix socket", lambda: socket.socket(socket.AF_UNIX)),
                                ("vsock", lambda: socket.socket(40, socket.SOCK_STREAM)),
                                ("memfd_hugetlb", lambda: os.memfd_create("x", 4)),
                                ("shm_hugetlb", lambda: _check(libc.shmget(0, 2 << 20, 0o1600 | 0o4000))),
-                               ("mmap_hugetlb", lambda: _check(-1 if libc.mmap(None, 2 << 20, 3, huge, -1, 0) in (None, 2**64 - 1) else 0)),
+                               ("mmap_hugetlb", lambda: _check(-(libc.mmap(None, 2 << 20, 3, huge, -1, 0) in failed))),
                                ("mq_open", lambda: _check(libc.syscall(240 if x86 else 180, b"q", 0o102, 0o600, None))),
                                ("io_setup", lambda: _check(libc.syscall(206 if x86 else 0, 1, ctypes.byref(ctypes.c_ulong())))),
                                ("memfd_secret", lambda: _check(libc.syscall(447, 0))),
