@@ -48,8 +48,13 @@ def fails(a):
     b = a + 1
     return b.shape[7]
 def background():
-    p = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)", "317.25"])
-    return p.pid
+    pid = os.fork()   # (not subprocess: a call has no pipes)
+    if pid == 0:
+        try:
+            os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(600)", "317.25"])
+        finally:
+            os._exit(1)
+    return pid
 def uses(x):
     return helper(x) + 1
 def kill_parent():
@@ -503,7 +508,14 @@ def seen():
         environ = f.read().decode(errors="replace")
     return {"cmdline": cmdline, "environ": environ, "env": dict(os.environ), "cwd": os.getcwd(),
             "argv": sys.argv, "orig_argv": getattr(sys, "orig_argv", []), "path": sys.path,
-            "files": sorted(os.listdir(".")), "fds": sorted(os.listdir("/proc/self/fd"))}
+            "files": sorted(os.listdir(".")), "fds": [fd for fd in range(256) if _is_open(fd)]}
+
+def _is_open(fd):   # (a call's /proc has no fd folder)
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 '''
     with Sandbox(submission_from_cells([code])) as sandbox:
         sandbox.start()

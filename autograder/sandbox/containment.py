@@ -33,12 +33,16 @@ def apply_limits(*, memory_mb: int, cpu_seconds: int, file_mb: int, files: int =
     return failed
 
 
+OOM_FIRST = 1000   # the oom_score_adj of every call: the OOM killer picks a call, never the zygote
+
+
 def oom_first() -> None:
-    """Make this process (and what it starts) the first the OOM killer picks."""
+    """Make this process (and what it starts) the first the OOM killer picks (the fallback: a
+    call with namespaces has a read-only /proc, ``filesystem.build_root`` writes it there)."""
     try:   # (os-level: a call process pays for every object and page a text file touches)
         fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
         try:
-            os.write(fd, b"1000")
+            os.write(fd, str(OOM_FIRST).encode())
         finally:
             os.close(fd)
     except OSError:

@@ -4,7 +4,8 @@
 allowlist, bind-mounts read-only what is listed (the Python installation, the system libraries
 its extension modules need, the guest runtime under ``/sandbox``), covers what must stay out of
 sight inside those folders (an installed copy of the grader, ``solutions``), adds a ``/dev`` of
-exactly four nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace, then
+exactly four nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace (a call's: of
+bound files only, see ``_bound_proc``), then
 ``pivot_root``s into it and detaches the old root. Afterwards nothing else exists for the
 process: not through ``..``, ``/proc/1/root``, ``/proc/self/cwd`` or open descriptors (the
 caller opens none).
@@ -19,7 +20,7 @@ host's timestamps) or made for this call: nothing carries the time or the order 
      "symlinks": [[path, target], ...],           e.g. /lib -> usr/lib, as on the host
      "hide": [[path, "dir"|"file"], ...],         inside binds: empty
      "runtime": [[guest path, host path, kind]],  the guest package (/sandbox/...)
-     "devices": ["/dev/null", ...], "tmp_mb": 64}
+     "devices": ["/dev/null", ...], "tmp_mb": IsolationPolicy.tmp_mb}
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ MS_REMOUNT = 32
 MS_NOATIME = 1024
 MS_NODIRATIME = 2048
 MS_BIND = 4096
+MS_MOVE = 8192
 MS_REC = 16384
 MS_PRIVATE = 1 << 18
 MS_RELATIME = 1 << 21
@@ -48,7 +50,17 @@ _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, 
 STAGING = "/tmp"
 TMPFS_MAGIC = 0x01021994
 PROC_MASKED = ("kpageflags", "kpagecount", "kpagecgroup", "kcore", "sched_debug", "timer_list", "keys",
-               "key-users", "latency_stats")
+               "key-users", "latency_stats",
+               # machine-wide counters and allocator state a call can advance and a later one read
+               "vmstat", "interrupts", "softirqs", "diskstats", "schedstat", "zoneinfo", "pagetypeinfo",
+               "buddyinfo", "slabinfo", "vmallocinfo")
+PROC_ZEROED = ("stat",)   # the same, but its lines are kept (glibc counts CPUs by /proc/stat's cpuN lines)
+# What a call's /proc holds of the real one (files only; see _bound_proc): glibc's
+# pthread_getattr_np reads self/maps, the rest is what a program may look at about itself.
+PROC_BOUND = ("self/maps", "self/smaps", "self/status", "self/stat", "self/statm", "self/mountinfo", "self/mounts",
+              "self/cgroup", "self/limits", "self/oom_score_adj", "self/oom_score", "self/cmdline", "self/comm",
+              "self/environ", "self/io", "self/mem", "self/clear_refs", "meminfo", "cpuinfo", "uptime", "loadavg",
+              "version")
 DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
 
 
@@ -62,9 +74,12 @@ def make_private() -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
 
 
-def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> None:
+def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
+               oom_score_adj: int | None = None) -> None:
     """Build the allowlist root and move into it (see the module docstring). ``from_host``: the
-    runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process)."""
+    runtime comes from the real package (the zygote); else from ``/sandbox`` (a call process).
+    ``oom_score_adj`` is written through the new ``/proc`` before it becomes read-only (raising
+    it needs no privilege, only a writable ``/proc``, which the process never has again)."""
     # Everything is opened before anything is mounted on top of it. A call process opens only
     # the zygote's binds of the host's folders: what it makes (files, device nodes) it makes from
     # the layout, never from the zygote's own files (their times are the sandbox's start).
@@ -85,6 +100,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
     if missing:
         report.missing.append("allowlist entries not found: " + ", ".join(missing))
     new = STAGING
+    tmp_mb = int(layout["tmp_mb"])   # (policy.layout always sets it: the one default is IsolationPolicy's)
     skeleton: list[str] = []
     try:
         # (not nodev: the four device nodes may be made in it; it is read-only once built)
@@ -93,7 +109,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
         # virtualenv in /tmp/x) get their mount points and links in it, not under it.
         _mkdirs(new, "/tmp", skeleton, made)
         mount("tmpfs", new + "/tmp", "tmpfs", MS_NOSUID | MS_NODEV,
-              f"size={int(layout.get('tmp_mb', 64))}m,nr_inodes=16384,mode=1777")
+              f"size={tmp_mb}m,nr_inodes=16384,mode=1777")
         for path, target in layout["symlinks"]:
             _mkdirs(new, os.path.dirname(path), skeleton, made)
             if not os.path.lexists(new + path):
@@ -131,13 +147,19 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
             _report_residence(new, layout, report)
         if proc:
             _mkdirs(new, "/proc", skeleton, made)
-            mount("proc", new + "/proc", "proc", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+            # Read-only per mount, not per superblock: in a user namespace the kernel refuses a
+            # writable /proc (a call's, to write its oom_score_adj) next to a read-only superblock.
+            flags = MS_NOSUID | MS_NODEV | MS_NOEXEC
+            mount("proc", new + "/proc", "proc", flags)
+            if oom_score_adj is not None:
+                _adjust_oom_score(new + "/proc", oom_score_adj, report)
+            mount(None, new + "/proc", None, MS_REMOUNT | MS_BIND | MS_RDONLY | flags)
             if os.statvfs(new + "/proc").f_flag & os.ST_RDONLY:
                 report.held.append("private read-only /proc")
             else:  # never go on silently with a writable /proc
                 report.missing.append("read-only /proc (the proc mount is writable)")
             if not from_host:   # (not the zygote's: a user namespace refuses a new /proc next to a masked one)
-                _mask_proc(new, report)
+                _bound_proc(new, report)
     finally:
         for fd, _ in sources.values():
             os.close(fd)
@@ -167,29 +189,63 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True) -> N
         report.missing.append("read-only allowlist (still writable: " + ", ".join(writable) + ")")
     else:
         report.held.append(f"allowlist filesystem ({len(layout['binds'])} read-only folders and files, "
-                           f"/dev with {len(layout['devices'])} nodes, private {int(layout.get('tmp_mb', 64))} MB /tmp)")
+                           f"/dev with {len(layout['devices'])} nodes, private {tmp_mb} MB /tmp)")
 
 
-def _mask_proc(new: str, report) -> None:
-    """The host-wide files of /proc that a call has no use for and could read state of other calls
-    in (the flags of every physical page: which pages were read lately; every CPU's timers, every
-    task's scheduling, the kernel's memory, keys): an empty read-only file on top of each."""
-    empty = new + "/.empty-proc"
-    with open(empty, "w"):
-        pass
+def _adjust_oom_score(proc: str, value: int, report) -> None:
     try:
-        source = empty
-        for name in PROC_MASKED:
-            target = f"{new}/proc/{name}"
-            if os.path.exists(target):
-                mount(source, target, None, MS_BIND)
-                if source == empty:
-                    mount(None, target, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
-                    source = target   # (a bind of a read-only mount is read-only: the others need no remount)
+        with open(proc + "/self/oom_score_adj", "w") as f:
+            f.write(str(value))
+        report.held.append(f"calls are the first the kernel stops when memory runs out (oom_score_adj {value})")
     except OSError as exc:
-        report.missing.append(f"masking /proc's host-wide files ({exc})")
-    finally:
-        os.unlink(empty)   # (the mounts keep the inode)
+        report.missing.append(f"oom_score_adj {value} for calls ({exc.strerror})")
+
+
+def _bound_proc(new: str, report) -> None:
+    """A call's ``/proc``: a small read-only tmpfs on top of the real one (which no path reaches
+    again), holding bind mounts of the files in ``PROC_BOUND`` and plain files for the others.
+
+    No folder of the real ``/proc`` is reachable: every inode of a ``/proc/<pid>`` or ``/proc/sys``
+    folder gets its number from the kernel's machine-wide counter (``get_next_ino``, in batches of
+    1024 per CPU) when first looked up, so a call that could look up new entries (its fd numbers,
+    its threads' folders) could move that counter and read it, leaving a mark for a later call. A
+    bound file is looked up once, here. The host-wide files a call could read other calls' state
+    in (``PROC_MASKED``: the flags of every physical page, every CPU's timers, the forks since
+    boot...) are empty files; ``/proc/stat`` keeps its lines with every number 0 (glibc counts the
+    CPUs by its ``cpuN`` lines)."""
+    static = new + "/.proc"
+    try:
+        os.mkdir(static)
+        mount("tmpfs", static, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=256k,nr_inodes=256,mode=0755")
+        os.mkdir(static + "/self")
+        for name in PROC_MASKED:
+            open(f"{static}/{name}", "wb").close()
+        for name in PROC_ZEROED:
+            with open(f"{new}/proc/{name}", "rb") as f:
+                text = zeroed(f.read())
+            with open(f"{static}/{name}", "wb") as f:
+                f.write(text)
+        for name in PROC_BOUND:
+            if os.path.exists(f"{new}/proc/{name}"):
+                open(f"{static}/{name}", "wb").close()
+                mount(f"{new}/proc/{name}", f"{static}/{name}", None, MS_BIND)   # (read-only: the proc mount is)
+        os.symlink("self/mounts", static + "/mounts")
+        mount(None, static, None, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        # Moved, not the real one unmounted: an unmount waits for the kernel's RCU (tens of ms here).
+        mount(static, new + "/proc", None, MS_MOVE)
+        os.rmdir(static)
+    except OSError as exc:
+        report.missing.append(f"a /proc of bound files only ({exc})")
+
+
+def zeroed(text: bytes) -> bytes:
+    """Every line's first word, its other fields 0 (``cpu0 0 0 0 ...``, ``processes 0``)."""
+    lines = []
+    for line in text.splitlines():
+        words = line.split()
+        if words:
+            lines.append(b" ".join([words[0]] + [b"0"] * (len(words) - 1)))
+    return b"\n".join(lines) + b"\n"
 
 
 def _report_residence(new: str, layout: dict, report) -> None:

@@ -193,6 +193,7 @@ def effective_capabilities() -> int:
 
 # ------------------------------------------------------------------------------------ cgroups
 def _cgroup_lines() -> tuple[list[str], list[str]]:
+    """This process's ``/proc/self/cgroup`` and ``/proc/self/mountinfo`` lines."""
     with open("/proc/self/cgroup") as f:
         lines = f.read().splitlines()
     with open("/proc/self/mountinfo") as f:
@@ -204,10 +205,15 @@ CONTROLLERS = ("pids", "memory", "cpu")
 
 
 def cgroup_bases() -> dict[str, str]:
-    """Writable cgroup folders of this process, by controller ("pids", "memory", "cpu"), v1 or v2.
+    """Writable cgroup folders of this process, by controller ("pids", "memory", "cpu"), v1 or v2:
+    the cgroup this process is in, where its mount shows it and it is writable (a sandbox's
+    cgroup is made as a child of it).
 
-    A v1 controller is used only where this process sits at the hierarchy's root (a sandbox must
-    not nest cgroups under a cgroup that somebody else manages)."""
+    Only ever our own cgroup: its children's limits are hierarchical, so they bound what runs
+    in them and change nothing for the cgroup's other members, its siblings or the host. The
+    same for every controller and either version (v1 used to be refused below a hierarchy's
+    root; as a child of our own cgroup nothing outside is touched, and a grader placed in a
+    memory cgroup of its own, as here, gets a memory limit per sandbox at last)."""
     try:
         lines, mounts = _cgroup_lines()
     except OSError:
@@ -218,18 +224,18 @@ def cgroup_bases() -> dict[str, str]:
         if len(fields) != 2:
             continue
         left, right = fields[0].split(), fields[1].split()
-        mount_point = _unescape(left[4])
+        if len(left) < 5 or not right:
+            continue
+        mount_root, mount_point = _unescape(left[3]), _unescape(left[4])
         fstype = right[0]
         options = right[2].split(",") if len(right) > 2 else []
         if fstype == "cgroup2":
             rel = next((ln.split(":", 2)[2] for ln in lines if ln.startswith("0::")), None)
-            if rel is None:
-                continue
-            base = os.path.join(mount_point, rel.lstrip("/"))
+            base = _own_folder(mount_root, mount_point, rel)
             try:
                 with open(os.path.join(base, "cgroup.controllers")) as f:
                     available = f.read().split()
-            except OSError:
+            except (OSError, TypeError):
                 continue
             for controller in CONTROLLERS:
                 if controller in available and controller not in found and os.access(base, os.W_OK):
@@ -238,57 +244,122 @@ def cgroup_bases() -> dict[str, str]:
             for controller in CONTROLLERS:
                 if controller not in options or controller in found:
                     continue
-                rel = next((ln.split(":", 2)[2] for ln in lines if ln.split(":")[1:2]
+                rel = next((ln.split(":", 2)[2] for ln in lines if len(ln.split(":", 2)) == 3
                             and controller in ln.split(":")[1].split(",")), None)
-                if rel == "/" and os.access(mount_point, os.W_OK):
-                    found[controller] = mount_point
+                base = _own_folder(mount_root, mount_point, rel)
+                if base and os.path.isdir(base) and os.access(base, os.W_OK):
+                    found[controller] = base
     return found
 
 
-def join_cgroups(processes: int, memory_mb: int, report: Report) -> None:
-    """Put this process (and so the whole sandbox) in a cgroup of its own: at most ``processes``
-    tasks, at most ``memory_mb`` of memory in total (where a memory controller is usable), and one
-    share of the CPU (where a cpu controller is usable): the scheduler then weighs the sandbox as
-    one, however many processes (or sessions, each an autogroup of its own) its code starts, so
-    64 spinning processes cannot slow a neighbour's calls down past their time limits."""
+def _own_folder(mount_root: str, mount_point: str, rel: str | None) -> str | None:
+    """Where the cgroup ``rel`` (as /proc/self/cgroup names it) is under a mount of the
+    hierarchy's ``mount_root`` (None when that mount does not show it)."""
+    if rel is None or not rel.startswith("/"):
+        return None
+    root = mount_root.rstrip("/")
+    if rel != root and not rel.startswith(root + "/"):
+        return None
+    inner = rel[len(root):].strip("/")
+    if inner.split("/")[-1].startswith(CGROUP_PREFIX):
+        return None   # (inside a sandbox's own cgroup: never nest a sandbox there)
+    return os.path.join(mount_point, inner) if inner else mount_point
+
+
+_WHAT = {"pids": "at most {processes} processes",
+         "memory": "at most {memory_mb} MB for all its processes together, shared memory, memfds and /tmp "
+                   "included",
+         "cpu": "one share of the CPU for all its processes"}
+MEMORY_MISSING = ("a memory cgroup ({why}): a sandbox's memory is capped per process (RLIMIT_AS) only, and "
+                  "SysV shared memory and memfds escape that cap")
+
+
+def join_cgroups(processes: int, memory_mb: int, report: Report) -> dict[str, str]:
+    """Put this process (and so the whole sandbox) in a cgroup of its own, a child of this
+    process's (``cgroup_bases``): at most ``processes`` tasks, at most ``memory_mb`` of memory
+    in total, every page the sandbox's processes own or leave behind (SysV segments, memfds,
+    tmpfs files) charged to it, and one share of the CPU: the scheduler then weighs the
+    sandbox as one, however many processes (or sessions, each an autogroup of its own) its code
+    starts, so 64 spinning processes cannot slow a neighbour's calls down past their time limits.
+
+    Returns {controller: folder joined}; what could not be had goes into ``report.missing``
+    (the pids and memory controllers: without a cpu one the CPU share is only the scheduler's)."""
     bases = cgroup_bases()
     name = f"{CGROUP_PREFIX}{os.getpid()}"
-    settings = {"pids": [("pids.max", str(processes))],
-                "cpu": [("cpu.weight", "100"), ("cpu.shares", "1024")]}   # (v2, v1: the defaults)
+    # (file, value, needed): v2's and v1's names; swap, where it is accounted, is not a way past the limit
+    settings = {"pids": [("pids.max", str(processes), True)],
+                "cpu": [("cpu.weight", "100", True), ("cpu.shares", "1024", True)]}   # (the defaults)
     if memory_mb:
         limit = str(memory_mb * 2**20)
-        settings["memory"] = [("memory.max", limit), ("memory.swap.max", "0"),
-                              ("memory.limit_in_bytes", limit)]
-    joined = set()
+        settings["memory"] = [("memory.max", limit, True), ("memory.swap.max", "0", False),
+                              ("memory.limit_in_bytes", limit, True), ("memory.memsw.limit_in_bytes", limit, False)]
+    joined: dict[str, str] = {}
     for controller, writes in settings.items():
         base = bases.get(controller)
-        if base is None:   # (no memory controller: RLIMIT_AS per process still holds)
-            if controller == "pids":
-                report.missing.append("pids cgroup (no usable pids controller)")
+        if base is None:
+            _missing(report, controller, f"no usable {controller} controller")
             continue
         path = os.path.join(base, name)
         try:
             os.makedirs(path, exist_ok=True)
             wrote = False
-            for filename, value in writes:
+            for filename, value, needed in writes:
                 target = os.path.join(path, filename)
-                if os.path.exists(target):
+                if not os.path.exists(target):
+                    continue
+                try:
                     with open(target, "w") as f:
                         f.write(value)
-                    wrote = True
+                except OSError:
+                    if needed:
+                        raise
+                    continue
+                wrote = wrote or needed
             if not wrote:
                 raise OSError(95, "no limit file")
-            if path not in joined:
+            if path not in joined.values():
                 with open(os.path.join(path, "cgroup.procs"), "w") as f:
                     f.write(str(os.getpid()))
-                joined.add(path)
+            joined[controller] = path
         except OSError as exc:
-            if controller == "pids":
-                report.missing.append(f"pids cgroup ({exc.strerror})")
+            _missing(report, controller, exc.strerror or str(exc))
             continue
-        what = {"pids": f"at most {processes} processes", "memory": f"at most {memory_mb} MB in total",
-                "cpu": "one share of the CPU for all its processes"}[controller]
-        report.held.append(f"{controller} cgroup ({what})")
+        report.held.append(f"{controller} cgroup ({_WHAT[controller].format(processes=processes, memory_mb=memory_mb)})")
+    return joined
+
+
+def _missing(report: Report, controller: str, why: str) -> None:
+    if controller == "pids":
+        report.missing.append(f"pids cgroup ({why})")
+    elif controller == "memory":
+        report.missing.append(MEMORY_MISSING.format(why=why))
+
+
+def oom_kills(folder: str) -> int | None:
+    """How many processes the kernel killed in the memory cgroup ``folder`` for want of memory
+    (v2 ``memory.events``, v1 ``memory.oom_control``); None when unknown."""
+    for filename in ("memory.events", "memory.oom_control"):
+        try:
+            with open(os.path.join(folder, filename)) as f:
+                for line in f:
+                    key, _, value = line.partition(" ")
+                    if key == "oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def memory_used(folder: str) -> int | None:
+    """Bytes charged to the memory cgroup ``folder`` now (v2 ``memory.current``, v1
+    ``memory.usage_in_bytes``); None when unknown."""
+    for filename in ("memory.current", "memory.usage_in_bytes"):
+        try:
+            with open(os.path.join(folder, filename)) as f:
+                return int(f.read())
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def remove_stale_cgroups() -> None:
@@ -314,6 +385,21 @@ def remove_stale_cgroups() -> None:
                 os.rmdir(os.path.join(base, name))
             except OSError:
                 pass
+
+
+def remove_cgroups(pid: int, seconds: float = 0.5) -> None:
+    """Remove the cgroups of the sandbox whose launcher was ``pid`` (it is gone; its processes
+    may still be exiting: retried for up to ``seconds``, then left to ``remove_stale_cgroups``)."""
+    import time
+    deadline = time.monotonic() + seconds
+    for path in {os.path.join(base, f"{CGROUP_PREFIX}{pid}") for base in cgroup_bases().values()}:
+        while os.path.isdir(path):
+            try:
+                os.rmdir(path)
+            except OSError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.01)
 
 
 def _unescape(text: str) -> str:

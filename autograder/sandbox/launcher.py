@@ -42,17 +42,21 @@ def main(argv: list[str]) -> None:
     control = Channel(socket.socket(fileno=int(argv[0])), max_receive=CONTROL_BYTES, max_send=CONTROL_BYTES,
                       json=True)
     spec = control.receive(time.monotonic() + 60)["spec"]
-    isolation.die_with_parent(spec.get("parent"))   # a killed grader leaves nothing running
+    isolation.die_with_parent(spec["parent"])   # a killed grader leaves nothing running
     report = isolation.Report()
     linux = sys.platform.startswith("linux")
     root = os.geteuid() == 0
     nproc = None
+    cgroups = {}
     if linux and root:   # RLIMIT_NPROC does not bind uid 0: a pids cgroup does
-        isolation.join_cgroups(int(spec["processes"]), int(spec.get("sandbox_memory_mb", 0)), report)
+        cgroups = isolation.join_cgroups(int(spec["processes"]), int(spec["sandbox_memory_mb"]), report)
+    else:
+        why = "cgroups of its own need a root grader" if linux else f"no cgroups on {sys.platform}"
+        report.missing.append(isolation.MEMORY_MISSING.format(why=why))
     namespaced = False
     if not linux:
         report.missing.append(f"namespaces (not available on {sys.platform})")
-    elif not spec.get("namespaces"):
+    elif not spec["namespaces"]:
         report.missing.append("namespaces (turned off)")
     elif isolation.enter_namespaces(report, root=root):
         filesystem.make_private()
@@ -66,12 +70,13 @@ def main(argv: list[str]) -> None:
     launcher = os.getpid()
     zygote = os.fork()
     if zygote == 0:
-        _zygote(control, spec, report, namespaced, nproc, launcher)
+        _zygote(control, spec, report, namespaced, nproc, launcher, cgroups.get("memory"))
     control.close()
     containment.mirror_exit(zygote)
 
 
-def _zygote(control: Channel, spec: dict, report, namespaced: bool, nproc, launcher: int) -> None:
+def _zygote(control: Channel, spec: dict, report, namespaced: bool, nproc, launcher: int,
+            memory_cgroup: str | None) -> None:
     """Build the zygote's world, report, and become the zygote (exec: never returns)."""
     try:
         # (In a new PID namespace the parent is outside it: getppid() is 0. The grader kills the
@@ -91,7 +96,8 @@ def _zygote(control: Channel, spec: dict, report, namespaced: bool, nproc, launc
             if os.geteuid() == 0:
                 report.missing.append(ROOT_FALLBACK_LOSS)
         control.send({"kind": "isolation", "isolation": report.as_dict(),
-                      "spec": {"namespaces": namespaced, "nproc": nproc}}, time.monotonic() + 30)
+                      "spec": {"namespaces": namespaced, "nproc": nproc},
+                      "memory_cgroup": memory_cgroup}, time.monotonic() + 30)   # (for the grader only)
         fd = control.fileno()
         if fd != 3:
             os.dup2(fd, 3)

@@ -45,9 +45,15 @@ class Limits:
     load_seconds: float = 30.0       # wall clock for loading the definitions
     total_seconds: float = 300.0     # wall clock for all calls of one submission together
     memory_mb: int = 2048            # address space of each call process
+    sandbox_memory_mb: int = 0       # all of a sandbox's processes and what they hold together (a memory
+                                     # cgroup, where one is usable); 0: memory_mb + 512
     file_mb: int = 16                # largest file the child may write
     max_restarts: int = 20           # fresh sandboxes per submission before giving up
     max_call_seconds: float = 0.0    # when > 0: a cap on every call, whatever a check asks for
+
+    def sandbox_mb(self) -> int:
+        """The memory cap of the whole sandbox, in MB."""
+        return self.sandbox_memory_mb or self.memory_mb + 512
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ class Sandbox:
         self._jobs = 0
         self._sources: dict[str, str | None] = {}
         self._unanswered: list[int] = []   # jobs whose end the zygote has not confirmed yet
+        self._memory_cgroup: str | None = None   # the sandbox's (the launcher's word), and its OOM kills so far
+        self._oom_kills = 0
 
     # ----------------------------------------------------------------------------- lifecycle
     def __enter__(self) -> "Sandbox":
@@ -245,6 +247,7 @@ class Sandbox:
                 reason = self._end(job, wait=ended.outcome.status == "crash")
                 if ended.outcome.status == "crash":
                     ended.outcome.message = reason or ended.outcome.message
+                    self._explain_memory(ended.outcome)
                 ended.outcome.seconds = time.monotonic() - started
                 return ended.outcome
             except BaseException:   # (the grader's own interruption: the job still ends first)
@@ -346,6 +349,25 @@ class Sandbox:
             self._stop()
             return ""
 
+    def _explain_memory(self, outcome: CallOutcome) -> None:
+        """A crash the kernel caused because the sandbox's memory cgroup was full says so, once
+        the memory is back (a call's SysV segments are freed with its IPC namespace, a little
+        after it is gone: 0.1-0.2 s measured; the next call must not start short of memory)."""
+        if self._memory_cgroup is None:
+            return
+        from .isolation import memory_used, oom_kills
+        kills = oom_kills(self._memory_cgroup)
+        if kills is None or kills <= self._oom_kills:
+            return
+        self._oom_kills = kills
+        limit = self.limits.sandbox_mb()
+        outcome.error_type = "MemoryError"
+        outcome.message = (f"it ran out of memory: the kernel stopped it when the sandbox's processes held {limit} MB "
+                           f"together (shared memory, memfds and files in /tmp included)")
+        deadline = time.monotonic() + 2.0
+        while (memory_used(self._memory_cgroup) or 0) > limit * 2**19 and time.monotonic() < deadline:
+            time.sleep(0.02)
+
     def _ended(self, job: int | None) -> str:
         """Read the zygote's answers to ``end`` up to the one for ``job`` (None: those already
         there). A clean-up that takes too long takes the sandbox down."""
@@ -411,6 +433,8 @@ class Sandbox:
             if not isinstance(built, dict) or built.get("kind") != "isolation":
                 raise CodecError("unexpected message")
             spec.update({k: v for k, v in built.get("spec", {}).items() if k in ("namespaces", "nproc")})
+            self._memory_cgroup = built.get("memory_cgroup") if isinstance(built.get("memory_cgroup"), str) else None
+            self._oom_kills = 0
             self.isolation = {"held": [], "missing": []}
             self._merge_isolation(built.get("isolation", {}))
             # What every call process is a copy of: nothing of the host in it it does not need
@@ -442,7 +466,7 @@ class Sandbox:
             "python": sys.executable, "env": _child_environment(namespaces, workdir),
             "memory_mb": limits.memory_mb, "file_mb": limits.file_mb,
             "cpu_seconds": int(limits.total_seconds + limits.load_seconds + 30),
-            "processes": policy.processes, "sandbox_memory_mb": limits.memory_mb + 512,
+            "processes": policy.processes, "sandbox_memory_mb": limits.sandbox_mb(),
             "seccomp": policy.seccomp,
         }
 
@@ -473,6 +497,10 @@ class Sandbox:
             proc.wait(timeout=5)
         except subprocess.TimeoutExpired:  # pragma: no cover
             pass
+        if os.geteuid() == 0 and sys.platform.startswith("linux"):   # (the launcher's cgroups: only as root)
+            from . import isolation
+            isolation.remove_cgroups(proc.pid)   # (not left in the grader's own cgroup until the next start)
+        self._memory_cgroup = None
 
     def _exit_reason(self) -> str:
         if self._proc is None:

@@ -10,10 +10,22 @@ filter also closes what needs no capability and is useless to a submission:
   ``ptrace``, ``process_vm_*``, ``kcmp``, keyrings (``add_key``, ``keyctl``, ``request_key``),
   ``bpf``, ``perf_event_open``, ``io_uring_*``, ``userfaultfd``, ``fanotify_*``;
 * global counters that would let a call count the calls before it: ``statx`` (unique mount
-  ids), ``statmount``/``listmount``, ``name_to_handle_at``, ``pidfd_open`` (pidfs inode
-  numbers), namespace and pidfd ioctls, the socket and network-namespace cookies;
-* sockets other than ``AF_UNIX``/``AF_INET``/``AF_INET6`` (``AF_VSOCK`` reaches a VM's host
-  whatever the network namespace), modules, kexec, reboot, swap, accounting, quotas, syslog;
+  ids), ``statmount``/``listmount``, ``name_to_handle_at``, namespace and pidfd ioctls, the
+  socket and network-namespace cookies, and every way to a pidfd (``pidfd_open``,
+  ``CLONE_PIDFD``, ``SO_PEERPIDFD``, ``SO_PASSPIDFD``'s ``SCM_PIDFD``): a pidfd's inode number
+  is the pidfs number of its process, one machine-wide count of every process and thread ever
+  started, which a call moves by starting threads;
+* every system call that takes a number from the kernel's machine-wide inode counter
+  (``get_next_ino``, handed to each CPU in batches of 1024): ``pipe``, ``pipe2``, ``socket``,
+  ``socketpair``, ``accept``, ``accept4`` (pipefs, sockfs), ``mq_open`` (mqueue), ``io_setup``
+  (aio), ``memfd_secret``, ``mmap``/``memfd_create``/``shmget`` with ``MAP_HUGETLB``/
+  ``MFD_HUGETLB``/``SHM_HUGETLB`` (hugetlbfs: a number even when no huge page is free), as
+  ``io_uring_setup`` and ``userfaultfd`` above: a call that could take numbers could leave its
+  CPU's batch at a chosen place for a later call to find (``/proc``, the other taker, is a
+  folder of bound files only: see ``filesystem``). No sockets at all (the call's network
+  namespace is empty anyway; ``AF_VSOCK`` would reach a VM's host), so no ``subprocess`` or
+  ``multiprocessing`` either: they fail at once with PermissionError;
+* modules, kexec, reboot, swap, accounting, quotas, syslog;
 * what moves the page cache of the allowlisted files or probes it (state shared with later
   calls: see ``resident``): ``fadvise64``, ``readahead``, ``mincore``, ``cachestat``,
   ``process_madvise``, ``madvise`` with ``MADV_WILLNEED``/``MADV_REMOVE``/``MADV_COLD``/
@@ -40,9 +52,10 @@ _SYSCALLS = {
         "delete_module": 176, "reboot": 169, "swapon": 167, "swapoff": 168, "acct": 163, "syslog": 103,
         "quotactl": 179, "open_by_handle_at": 304, "name_to_handle_at": 303, "fanotify_init": 300,
         "fanotify_mark": 301, "lookup_dcookie": 212, "uselib": 134, "iopl": 172, "ioperm": 173,
-        "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "socket": 41, "socketpair": 53,
+        "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "setsockopt": 54, "socket": 41, "socketpair": 53,
         "statx": 332, "fadvise64": 221, "readahead": 187, "mincore": 27, "preadv2": 327, "pwritev2": 328,
-        "madvise": 28,
+        "madvise": 28, "pipe": 22, "pipe2": 293, "accept": 43, "accept4": 288, "mq_open": 240, "io_setup": 206,
+        "mmap": 9, "memfd_create": 319, "shmget": 29,
     },
     "aarch64": {
         "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
@@ -52,8 +65,10 @@ _SYSCALLS = {
         "delete_module": 106, "reboot": 142, "swapon": 224, "swapoff": 225, "acct": 89, "syslog": 116,
         "quotactl": 60, "open_by_handle_at": 265, "name_to_handle_at": 264, "fanotify_init": 262,
         "fanotify_mark": 263, "lookup_dcookie": 18, "clone": 220, "clone3": 435, "ioctl": 29,
-        "getsockopt": 209, "socket": 198, "socketpair": 199, "statx": 291, "fadvise64": 223, "readahead": 213,
-        "mincore": 232, "preadv2": 286, "pwritev2": 287, "madvise": 233,
+        "getsockopt": 209, "setsockopt": 208, "socket": 198, "socketpair": 199, "statx": 291, "fadvise64": 223,
+        "readahead": 213,
+        "mincore": 232, "preadv2": 286, "pwritev2": 287, "madvise": 233, "pipe2": 59, "accept": 202,
+        "accept4": 242, "mq_open": 180, "io_setup": 0, "mmap": 222, "memfd_create": 279, "shmget": 194,
     },
 }
 # The same numbers on every architecture (the "generic" table): io_uring, the new mount API,
@@ -62,19 +77,21 @@ _GENERIC = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 4
             "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
             "pidfd_open": 434, "pidfd_getfd": 438, "mount_setattr": 442, "quotactl_fd": 443,
             "statmount": 457, "listmount": 458, "open_tree_attr": 467, "process_madvise": 440,
-            "cachestat": 451}
-_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "socket", "socketpair", "statx", "preadv2", "pwritev2",
-            "madvise")
+            "cachestat": 451, "memfd_secret": 447}
+_SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "setsockopt", "statx", "preadv2", "pwritev2", "madvise",
+            "mmap", "memfd_create", "shmget")
 _NAMESPACE_FLAGS = 0x7E020080 | 0x00001000   # CLONE_NEW* (ns, cgroup, uts, ipc, user, pid, net, time), CLONE_PIDFD
-_ALLOWED_DOMAINS = (1, 2, 10)                # AF_UNIX, AF_INET, AF_INET6
+_HUGETLB_FLAGS = {"mmap": (40, 0x40000), "memfd_create": (24, 0x4), "shmget": (32, 0x800)}   # (args offset, flag)
 _DENIED_IOCTL_TYPES = (0xB7, 0xFF)           # namespace (NSIO) and pidfd ioctls
-_DENIED_SOCKOPTS = (57, 71)                  # SO_COOKIE, SO_NETNS_COOKIE
+_SOL_SOCKET = 1
+_DENIED_GETSOCKOPTS = (57, 71, 77)           # SO_COOKIE, SO_NETNS_COOKIE, SO_PEERPIDFD
+_DENIED_SETSOCKOPTS = (76,)                  # SO_PASSPIDFD (a pidfd of each sender: SCM_PIDFD)
 _DENIED_ADVICE = (3, 9, 20, 21)              # MADV_WILLNEED, MADV_REMOVE, MADV_COLD, MADV_PAGEOUT
 
 _RET_KILL_PROCESS = 0x80000000
 _RET_ALLOW = 0x7FFF0000
 _RET_ERRNO = 0x00050000
-_EPERM, _ENOSYS, _EAFNOSUPPORT = 1, 38, 97
+_EPERM, _ENOSYS = 1, 38
 _LD, _JEQ, _JGE, _JSET, _AND, _RET = 0x20, 0x15, 0x35, 0x45, 0x54, 0x06
 _X32_BIT = 0x40000000
 PR_SET_SECCOMP = 22
@@ -111,9 +128,10 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     emit(_JEQ, numbers["madvise"], jt="madvise")
     emit(_JEQ, numbers["clone"], jt="clone")
     emit(_JEQ, numbers["ioctl"], jt="ioctl")
-    emit(_JEQ, numbers["getsockopt"], jt="sockopt")
-    emit(_JEQ, numbers["socket"], jt="domain")
-    emit(_JEQ, numbers["socketpair"], jt="domain")
+    emit(_JEQ, numbers["getsockopt"], jt="getsockopt")
+    emit(_JEQ, numbers["setsockopt"], jt="setsockopt")
+    for name in _HUGETLB_FLAGS:
+        emit(_JEQ, numbers[name], jt=name)
     emit(_RET, _RET_ALLOW)
     labels = {}
     labels["clone"] = len(code)
@@ -126,23 +144,25 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     for kind in _DENIED_IOCTL_TYPES:
         emit(_JEQ, kind << 8, jt=deny)
     emit(_RET, _RET_ALLOW)
-    labels["sockopt"] = len(code)
-    emit(_LD, 32)                                   # args[2] (low half): the option
-    for option in _DENIED_SOCKOPTS:
-        emit(_JEQ, option, jt=deny)
-    emit(_RET, _RET_ALLOW)
+    for which, options in (("getsockopt", _DENIED_GETSOCKOPTS), ("setsockopt", _DENIED_SETSOCKOPTS)):
+        labels[which] = len(code)
+        emit(_LD, 24)                               # args[1] (low half): the level
+        emit(_JEQ, _SOL_SOCKET, jt=1)
+        emit(_RET, _RET_ALLOW)
+        emit(_LD, 32)                               # args[2] (low half): the option
+        for option in options:
+            emit(_JEQ, option, jt=deny)
+        emit(_RET, _RET_ALLOW)
     labels["madvise"] = len(code)
     emit(_LD, 32)                                   # args[2] (low half): the advice
     for advice in _DENIED_ADVICE:
         emit(_JEQ, advice, jt=deny)
     emit(_RET, _RET_ALLOW)
-    labels["domain"] = len(code)
-    emit(_LD, 16)                                   # args[0]: the address family
-    for domain in _ALLOWED_DOMAINS:
-        emit(_JEQ, domain, jt="allow")
-    emit(_RET, _RET_ERRNO | _EAFNOSUPPORT)
-    labels["allow"] = len(code)
-    emit(_RET, _RET_ALLOW)
+    for name, (offset, flag) in _HUGETLB_FLAGS.items():
+        labels[name] = len(code)
+        emit(_LD, offset)                           # the flags: MAP_HUGETLB, MFD_HUGETLB, SHM_HUGETLB
+        emit(_JSET, flag, jt=deny)
+        emit(_RET, _RET_ALLOW)
     labels["nosys"] = len(code)
     emit(_RET, _RET_ERRNO | _ENOSYS)
     labels[deny] = len(code)

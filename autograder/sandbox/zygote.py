@@ -430,7 +430,8 @@ def _isolate_call(spec: dict, report) -> None:
         report.held.append("fresh mount, IPC, network and PID namespaces for every call")
         if os.getpid() != 1:
             report.missing.append("a PID namespace of its own for the call")
-        filesystem.build_root(spec["layout"], report, from_host=False, proc=True)
+        filesystem.build_root(spec["layout"], report, from_host=False, proc=True,
+                              oom_score_adj=containment.OOM_FIRST)
         os.chdir("/tmp")
     else:
         session = os.getsid(0)   # (the launcher's: one per sandbox)
@@ -441,7 +442,7 @@ def _isolate_call(spec: dict, report) -> None:
         os.makedirs(scratch, mode=0o700, exist_ok=True)
         os.chdir(scratch)
         os.environ.update(TMPDIR=scratch, HOME=scratch, MPLCONFIGDIR=scratch)
-    containment.oom_first()
+        containment.oom_first()
     processes = spec.get("nproc")
     if not spec.get("namespaces") and os.geteuid() == 0:
         isolation.become_nobody_of_its_own(isolation.FALLBACK_UID_BASE + session, report)
