@@ -440,7 +440,7 @@ class Sandbox:
             # What every call process is a copy of: nothing of the host in it it does not need
             # (not the grader's pid: with the machine's fork count it would date the sandbox).
             guest_spec = {k: v for k, v in spec.items() if k not in ("parent",)}
-            if guest_spec.get("namespaces"):
+            if guest_spec["namespaces"]:
                 guest_spec.pop("workdir", None)
             self._control.send({"kind": "load", "spec": guest_spec, "submission": self.submission.to_message()},
                                deadline)

@@ -57,6 +57,9 @@ def main() -> None:
     control = Channel(socket.socket(fileno=CONTROL_FD), max_receive=CONTROL_BYTES, max_send=CONTROL_BYTES,
                       json=True)
     message = control.receive()
+    # The spec is the message ``Sandbox._make_spec`` builds from the frozen IsolationPolicy and
+    # Limits (plus the launcher's "namespaces"/"nproc"): every key is always there, so it is read
+    # without defaults of its own; the policy's defaults live in policy.py only.
     spec, submission = message["spec"], message["submission"]
     for entry in spec["sys_path"]:
         if entry not in sys.path:
@@ -64,7 +67,7 @@ def main() -> None:
     import site
     site.setquit()   # exit() and quit() (python -S leaves them out)
     sys.meta_path.insert(0, _Unimportable())
-    report = isolation.Report(namespaces=bool(spec.get("namespaces")))
+    report = isolation.Report(namespaces=bool(spec["namespaces"]))
     entropy = _prepare(submission, report)
     from . import autograd_guard
     autograd_guard.take(submission.get("statements", []))   # (before any student code runs anywhere)
@@ -73,7 +76,7 @@ def main() -> None:
     from .worker import compile_submission
     isolation.libc()   # (the library handle and its prototypes too)
     program = compile_submission(submission.get("statements", []))
-    if spec.get("seccomp"):
+    if spec["seccomp"]:
         from . import seccomp
         spec["seccomp_filter"] = seccomp.compiled() if seccomp.supported() else None
         if spec["seccomp_filter"]:
@@ -276,7 +279,7 @@ def _forker(sock: socket.socket, state: _Pristine) -> None:
     x86_64 the loop runs in machine code, forks the call process itself, waits for it and
     reports its end (this function returns in each call process); elsewhere a Python loop forks a
     W per job."""
-    if state.spec.get("namespaces") and os.uname().machine == "x86_64":
+    if state.spec["namespaces"] and os.uname().machine == "x86_64":
         received = _native_forker(sock)
         if received is not None:
             call_fd, status_w = received
@@ -374,7 +377,7 @@ def _waiter(call_fd: int, status_w: int, state: _Pristine) -> None:
     spec = state.spec
     try:
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        namespaces = bool(spec.get("namespaces"))
+        namespaces = bool(spec["namespaces"])
         if namespaces:
             isolation.unshare(isolation.CLONE_NEWPID)   # the call is PID 1 of a namespace of its own
         else:
@@ -406,7 +409,7 @@ def _call_process(call_fd: int, state: _Pristine) -> None:
     try:
         os.closerange(CONTROL_FD, call_fd)
         os.closerange(call_fd + 1, 1 << 16)
-        report = isolation.Report(namespaces=bool(spec.get("namespaces")))
+        report = isolation.Report(namespaces=bool(spec["namespaces"]))
         _isolate_call(spec, report)
         from .worker import Worker
         channel = Channel(socket.socket(fileno=call_fd), max_receive=TO_CHILD_BYTES, max_send=FROM_CHILD_BYTES)
@@ -424,7 +427,7 @@ def _call_process(call_fd: int, state: _Pristine) -> None:
 
 def _isolate_call(spec: dict, report) -> None:
     from . import containment, filesystem
-    if spec.get("namespaces"):
+    if spec["namespaces"]:
         os.setsid()
         isolation.unshare(isolation.CLONE_NEWNS | isolation.CLONE_NEWIPC | isolation.CLONE_NEWNET)
         report.held.append("fresh mount, IPC, network and PID namespaces for every call")
@@ -443,25 +446,25 @@ def _isolate_call(spec: dict, report) -> None:
         os.chdir(scratch)
         os.environ.update(TMPDIR=scratch, HOME=scratch, MPLCONFIGDIR=scratch)
         containment.oom_first()
-    processes = spec.get("nproc")
-    if not spec.get("namespaces") and os.geteuid() == 0:
+    processes = spec["nproc"]
+    if not spec["namespaces"] and os.geteuid() == 0:
         isolation.become_nobody_of_its_own(isolation.FALLBACK_UID_BASE + session, report)
-        processes = processes or spec.get("processes")   # (RLIMIT_NPROC binds a uid of its own)
+        processes = processes or spec["processes"]   # (RLIMIT_NPROC binds a uid of its own)
     failed = containment.apply_limits(memory_mb=spec["memory_mb"], cpu_seconds=spec["cpu_seconds"],
                                       file_mb=spec["file_mb"], processes=processes)
     if failed:
         report.missing.append("resource limits " + ", ".join(failed))
     isolation.drop_privileges(report)
-    if not spec.get("namespaces"):
+    if not spec["namespaces"]:
         try:
             isolation.prctl(isolation.PR_SET_DUMPABLE, 0)   # other sandboxes of this user cannot read it
         except OSError:
             pass
         containment.guard_kill()
         report.missing.append("kill(-1) contained only at the Python level")
-    if spec.get("seccomp"):
+    if spec["seccomp"]:
         from . import seccomp
-        if spec.get("seccomp_filter"):
+        if spec["seccomp_filter"]:
             try:
                 seccomp.install(spec["seccomp_filter"])
                 report.held.append("system-call filter (seccomp)")
