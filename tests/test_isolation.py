@@ -2,7 +2,7 @@
 isolation, seccomp).
 
 Student code sees an allowlist filesystem (the Python installation read-only, a private /tmp, a
-/dev of four nodes, a read-only /proc of its own), cannot import or read the grader, cannot write
+/dev of three nodes, a read-only /proc of its own), cannot import or read the grader, cannot write
 outside /tmp, reach the network or a kernel interface, signal processes outside its call, keep
 anything (files, shared memory, processes, counters) from one call to the next, or change a host
 setting. Where namespaces are unavailable the tests of what only they provide are skipped, and
@@ -238,8 +238,8 @@ def test_nothing_of_the_checkout_is_visible(namespaces):
         assert listing.error_type == "FileNotFoundError"
 
 
-def test_dev_has_exactly_four_nodes_and_no_kernel_interface(namespaces):
-    assert namespaces.call("listing", ("/dev",)).value == ["null", "random", "urandom", "zero"]
+def test_dev_has_exactly_three_nodes_and_no_kernel_interface(namespaces):
+    assert namespaces.call("listing", ("/dev",)).value == ["null", "random", "urandom"]
     for node in ("/dev/kmsg", "/dev/mem", "/dev/tty", "/dev/console", "/dev/shm/x", "/dev/vsock"):
         assert namespaces.call("write", (node,)).error_type in ("FileNotFoundError", "OSError"), node
     assert namespaces.call("write", ("/dev/null",)).value == "written"   # (harmless)
@@ -473,53 +473,44 @@ def test_the_sandbox_is_one_cpu_share_whatever_it_starts():
 
 # ------------------------------------------------------------------------------------ memory
 HOLDS_MEMORY = r'''
-import ctypes, os
+import os
 
-def hold(shm_mb, memfd_mb):
-    """shm_mb of detached SysV segments and memfd_mb of memfds: memory in no process's address
-    space (never more than 32 MB mapped at once), which RLIMIT_AS does not see."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.shmat.restype = ctypes.c_void_p
-    libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
-    libc.shmdt.argtypes = [ctypes.c_void_p]
-    held, fds, block = 0, [], b"\1" * (1 << 20)
-    for _ in range(shm_mb // 32):
-        shmid = libc.shmget(0, 32 << 20, 0o1600)   # IPC_PRIVATE | IPC_CREAT
-        address = libc.shmat(shmid, None, 0)
-        ctypes.memset(address, 1, 32 << 20)
-        libc.shmdt(address)
-        held += 32
-    for _ in range(memfd_mb // 8):   # (8 MB files: RLIMIT_FSIZE caps each)
-        fd = os.memfd_create("held")
-        for _ in range(8):
-            os.write(fd, block)
-        fds.append(fd)
+def hold(tmp_mb):
+    """tmp_mb of files in the call's /tmp: memory in no process's address space, which RLIMIT_AS
+    does not see (SysV segments and memfds, once the other way, are denied)."""
+    held, block = 0, b"\1" * (1 << 20)
+    for i in range(tmp_mb // 8):   # (8 MB files: RLIMIT_FSIZE caps each)
+        with open(f"/tmp/held{i}", "wb") as f:
+            for _ in range(8):
+                f.write(block)
         held += 8
     return held
 '''
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="cgroups of its own need root")
-def test_shared_memory_and_memfds_count_against_the_sandbox_memory():
+def test_files_in_tmp_count_against_the_sandbox_memory():
     """Without a memory cgroup one call with RLIMIT_AS 400 MB held 640 MB of SysV segments and
-    memfds (ok, 640), and the host's OOM killer would have picked a neighbour. In the sandbox's
-    memory cgroup (a child of the grader's own) everything its processes hold is charged: the
-    call is stopped with a memory verdict, the next call runs, the cgroup goes with the sandbox."""
+    memfds (ok, 640), and the host's OOM killer would have picked a neighbour; those are denied
+    now, files in the call's /tmp are the memory it can still hold outside its address space. In
+    the sandbox's memory cgroup (a child of the grader's own) everything its processes hold is
+    charged: the call is stopped with a memory verdict, the next call runs, the cgroup goes with
+    the sandbox."""
     from autograder.sandbox import isolation
     if "memory" not in isolation.cgroup_bases():
         pytest.skip("no usable memory controller on this machine")
     own = isolation.cgroup_bases()["memory"]
     with Sandbox(submission_from_cells([HOLDS_MEMORY]),
-                 Limits(call_seconds=30, memory_mb=400, sandbox_memory_mb=256)) as sandbox:
-        assert sandbox.call("hold", (32, 32)).value == 64   # (it works, below the limit)
+                 Limits(call_seconds=30, memory_mb=400, sandbox_memory_mb=256), IsolationPolicy(tmp_mb=1024)) as sandbox:
+        assert sandbox.call("hold", (64,)).value == 64   # (it works, below the limit)
         assert "memory cgroup (at most 256 MB for all its processes together" in " ".join(sandbox.isolation["held"])
         folder = sandbox._memory_cgroup
         assert os.path.dirname(folder) == own and os.path.basename(folder) == f"autograder-{sandbox._proc.pid}"
-        outcome = sandbox.call("hold", (320, 320))
+        outcome = sandbox.call("hold", (640,))
         assert outcome.status == "crash" and outcome.error_type == "MemoryError", outcome
         assert "ran out of memory" in outcome.message and "256 MB" in outcome.message, outcome
         _wait_for(lambda: isolation.memory_used(folder) < 128 << 20, 10.0)   # (the grader waits up to 2 s)
-        assert sandbox.call("hold", (32, 32)).value == 64
+        assert sandbox.call("hold", (64,)).value == 64
     assert not os.path.exists(folder)
 
 
@@ -665,8 +656,30 @@ def test_the_system_call_filter(namespaces):
                     out[name] = "allowed"
                 except OSError as exc:
                     out[name] = errno.errorcode.get(exc.errno, "?")
-            out["memfd"] = os.fstat(os.memfd_create("x")).st_size == 0                 # (without huge pages: allowed)
-            out["private mmap"] = len(mmap.mmap(-1, 1 << 16, flags=mmap.MAP_PRIVATE)) == 1 << 16
+            # what takes a number from the kernel's shmem mount (shmem_reserve_inode), and /dev/zero
+            libc.mremap.restype = ctypes.c_void_p
+            libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
+            private = mmap.mmap(-1, 1 << 16, flags=mmap.MAP_PRIVATE)
+            where = ctypes.addressof(ctypes.c_char.from_buffer(private))
+            for name, call in (("memfd", lambda: os.memfd_create("x")),
+                               ("shmget", lambda: _check(libc.shmget(0, 4096, 0o1600))),
+                               ("shared anonymous", lambda: _check(-(libc.mmap(None, 4096, 3, 0x21, -1, 0) in failed))),
+                               ("shared_validate anonymous", lambda: _check(-(libc.mmap(None, 4096, 3, 0x23, -1, 0) in failed))),
+                               ("mmap.mmap(-1, n)", lambda: mmap.mmap(-1, 4096)),
+                               ("mremap of size 0", lambda: _check(-(libc.mremap(where, 0, 4096, 1) in failed))),
+                               ("/dev/zero", lambda: open("/dev/zero", "rb"))):
+                try:
+                    call()
+                    out[name] = "allowed"
+                except OSError as exc:
+                    out[name] = errno.errorcode.get(exc.errno, "?")
+            out["private mmap"] = len(private) == 1 << 16
+            big = libc.mmap(None, 1 << 20, 3, 0x22, -1, 0)             # (MAP_PRIVATE | MAP_ANONYMOUS, grown by mremap:
+            out["mremap"] = libc.mremap(big, 1 << 20, 4 << 20, 1) not in failed   # what realloc does)
+            with open("/tmp/shared", "w+b") as f:                      # (a file of the call's own /tmp: its own numbers)
+                f.truncate(4096)
+                out["shared file mmap"] = len(mmap.mmap(f.fileno(), 4096, flags=mmap.MAP_SHARED)) == 4096
+            out["ctypes callback"] = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int)(lambda x: 2 * x)(21) == 42
             t = threading.Thread(target=lambda: None); t.start(); t.join()
             out["thread"] = "allowed"
             out["fork"] = "allowed" if (lambda p: p == 0 and os._exit(0) or os.waitpid(p, 0))(os.fork()) else "?"
@@ -678,10 +691,13 @@ def test_the_system_call_filter(namespaces):
     for name in ("unshare", "mount", "add_key", "keyctl", "bpf", "perf_event_open", "io_uring_setup", "ptrace",
                  "pidfd_open", "clone_newuser", "SO_PEERPIDFD", "SO_PASSPIDFD", "SO_COOKIE", "pipe", "pipe2",
                  "socket", "socketpair", "unix socket", "vsock", "memfd_hugetlb", "shm_hugetlb", "mmap_hugetlb",
-                 "mq_open", "io_setup", "memfd_secret", "subprocess"):
+                 "mq_open", "io_setup", "memfd_secret", "subprocess", "memfd", "shmget", "shared anonymous",
+                 "shared_validate anonymous", "mmap.mmap(-1, n)", "mremap of size 0"):
         assert value[name] == "EPERM", (name, value)
+    assert value["/dev/zero"] == "ENOENT", value
     assert value["statx"] == "ENOSYS" and value["sockopts"] is True
-    assert value["memfd"] is True and value["private mmap"] is True
+    assert value["private mmap"] is True and value["mremap"] is True and value["shared file mmap"] is True
+    assert value["ctypes callback"] is True
     assert value["thread"] == "allowed" and value["fork"] == "allowed" and value["stat"] is True
 
 
@@ -1304,7 +1320,7 @@ def test_an_unprivileged_grader_gets_the_same_isolation(tmp_path):
     assert len(missing) == 1 and missing[0].startswith("a memory cgroup (cgroups of its own need a root grader)"), \
         result["isolation"]
     assert "solutions" not in (result["reference"] or []) and "Read-only" in result["write"]
-    assert result["dev"] == ["null", "random", "urandom", "zero"]
+    assert result["dev"] == ["null", "random", "urandom"]
     # RLIMIT_NPROC caps the processes (here the test's uid 1000 is the host's root, for which the
     # kernel does not apply it: no fork bomb on a shared machine, only the limit is checked)
     assert result["nproc"][0] == result["nproc"][1] and 64 <= result["nproc"][0] < 100

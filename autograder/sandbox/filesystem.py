@@ -4,7 +4,7 @@
 allowlist, bind-mounts read-only what is listed (the Python installation, the system libraries
 its extension modules need, the guest runtime under ``/sandbox``), covers what must stay out of
 sight inside those folders (an installed copy of the grader, ``solutions``), adds a ``/dev`` of
-exactly four nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace (a call's: of
+exactly three nodes, a private ``/tmp`` and a ``/proc`` of the caller's PID namespace (a call's: of
 bound files only, see ``_bound_proc``), then
 ``pivot_root``s into it and detaches the old root. Afterwards nothing else exists for the
 process: not through ``..``, ``/proc/1/root``, ``/proc/self/cwd`` or open descriptors (the
@@ -61,7 +61,9 @@ PROC_BOUND = ("self/maps", "self/smaps", "self/status", "self/stat", "self/statm
               "self/cgroup", "self/limits", "self/oom_score_adj", "self/oom_score", "self/cmdline", "self/comm",
               "self/environ", "self/io", "self/mem", "self/clear_refs", "meminfo", "cpuinfo", "uptime", "loadavg",
               "version")
-DEVICES = ("/dev/null", "/dev/zero", "/dev/random", "/dev/urandom")
+# (no /dev/zero: a shared mapping of it is a new inode of the kernel's shmem mount, whose numbers are a
+# machine-wide counter a filter cannot tell from a file's mapping: see seccomp)
+DEVICES = ("/dev/null", "/dev/random", "/dev/urandom")
 
 
 def mount(source, target, fstype, flags, data=None) -> None:
@@ -103,7 +105,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
     tmp_mb = int(layout["tmp_mb"])   # (policy.layout always sets it: the one default is IsolationPolicy's)
     skeleton: list[str] = []
     try:
-        # (not nodev: the four device nodes may be made in it; it is read-only once built)
+        # (not nodev: the three device nodes may be made in it; it is read-only once built)
         mount("tmpfs", new, "tmpfs", MS_NOSUID, "size=1m,nr_inodes=4096,mode=0755")
         # The private /tmp first: allowlisted folders and symlinks below /tmp (a checkout and its
         # virtualenv in /tmp/x) get their mount points and links in it, not under it.
@@ -179,7 +181,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
         except OSError:
             pass
     try:
-        _make_read_only("/", device=True)   # (dev: its four nodes are in it)
+        _make_read_only("/", device=True)   # (dev: its three nodes are in it)
     except OSError as exc:
         report.missing.append(f"read-only root ({exc})")
     writable = [p for p, _ in layout["binds"] if os.path.exists(p) and not os.statvfs(p).f_flag & os.ST_RDONLY]

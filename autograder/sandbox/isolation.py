@@ -267,18 +267,16 @@ def _own_folder(mount_root: str, mount_point: str, rel: str | None) -> str | Non
 
 
 _WHAT = {"pids": "at most {processes} processes",
-         "memory": "at most {memory_mb} MB for all its processes together, shared memory, memfds and /tmp "
-                   "included",
+         "memory": "at most {memory_mb} MB for all its processes together, files in /tmp included",
          "cpu": "one share of the CPU for all its processes"}
 MEMORY_MISSING = ("a memory cgroup ({why}): a sandbox's memory is capped per process (RLIMIT_AS) only, and "
-                  "SysV shared memory and memfds escape that cap")
+                  "files in /tmp escape that cap")
 
 
 def join_cgroups(processes: int, memory_mb: int, report: Report) -> dict[str, str]:
     """Put this process (and so the whole sandbox) in a cgroup of its own, a child of this
     process's (``cgroup_bases``): at most ``processes`` tasks, at most ``memory_mb`` of memory
-    in total, every page the sandbox's processes own or leave behind (SysV segments, memfds,
-    tmpfs files) charged to it, and one share of the CPU: the scheduler then weighs the
+    in total, every page the sandbox's processes own or leave behind (tmpfs files) charged to it, and one share of the CPU: the scheduler then weighs the
     sandbox as one, however many processes (or sessions, each an autogroup of its own) its code
     starts, so 64 spinning processes cannot slow a neighbour's calls down past their time limits.
 

@@ -351,7 +351,7 @@ class Sandbox:
 
     def _explain_memory(self, outcome: CallOutcome) -> None:
         """A crash the kernel caused because the sandbox's memory cgroup was full says so, once
-        the memory is back (a call's SysV segments are freed with its IPC namespace, a little
+        the memory is back (a call's /tmp is freed with its mount namespace, a little
         after it is gone: 0.1-0.2 s measured; the next call must not start short of memory)."""
         if self._memory_cgroup is None:
             return
@@ -363,7 +363,7 @@ class Sandbox:
         limit = self.limits.sandbox_mb()
         outcome.error_type = "MemoryError"
         outcome.message = (f"it ran out of memory: the kernel stopped it when the sandbox's processes held {limit} MB "
-                           f"together (shared memory, memfds and files in /tmp included)")
+                           f"together (files in /tmp included)")
         deadline = time.monotonic() + 2.0
         while (memory_used(self._memory_cgroup) or 0) > limit * 2**19 and time.monotonic() < deadline:
             time.sleep(0.02)

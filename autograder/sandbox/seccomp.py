@@ -18,11 +18,18 @@ filter also closes what needs no capability and is useless to a submission:
 * every system call that takes a number from the kernel's machine-wide inode counter
   (``get_next_ino``, handed to each CPU in batches of 1024): ``pipe``, ``pipe2``, ``socket``,
   ``socketpair``, ``accept``, ``accept4`` (pipefs, sockfs), ``mq_open`` (mqueue), ``io_setup``
-  (aio), ``memfd_secret``, ``mmap``/``memfd_create``/``shmget`` with ``MAP_HUGETLB``/
-  ``MFD_HUGETLB``/``SHM_HUGETLB`` (hugetlbfs: a number even when no huge page is free), as
-  ``io_uring_setup`` and ``userfaultfd`` above: a call that could take numbers could leave its
-  CPU's batch at a chosen place for a later call to find (``/proc``, the other taker, is a
-  folder of bound files only: see ``filesystem``). No sockets at all (the call's network
+  (aio), ``memfd_secret``, ``mmap`` with ``MAP_HUGETLB`` (hugetlbfs: a number even when no
+  huge page is free), as ``io_uring_setup`` and ``userfaultfd`` above: a call that could take
+  numbers could leave its CPU's batch at a chosen place for a later call to find (``/proc``,
+  the other taker, is a folder of bound files only: see ``filesystem``);
+* every way to a new inode of the kernel's internal shmem mount, whose numbers are a second
+  machine-wide counter handed out the same way (``shmem_reserve_inode``, batches of 1024 per
+  CPU) and shown by ``fstat`` and ``/proc/self/maps``: ``memfd_create``, ``shmget``, ``mmap``
+  with ``MAP_SHARED`` (or ``MAP_SHARED_VALIDATE``) and ``MAP_ANONYMOUS`` (``shmem_zero_setup``;
+  a shared mapping of ``/dev/zero`` does the same, so a call's ``/dev`` has no ``zero``), and
+  ``mremap`` with an old size of 0 (a second mapping of a shared one). Memory a call holds
+  outside its address space is then only files in its ``/tmp`` (charged to the sandbox's
+  memory cgroup). No sockets at all (the call's network
   namespace is empty anyway; ``AF_VSOCK`` would reach a VM's host), so no ``subprocess`` or
   ``multiprocessing`` either: they fail at once with PermissionError;
 * modules, kexec, reboot, swap, accounting, quotas, syslog;
@@ -55,7 +62,7 @@ _SYSCALLS = {
         "clone": 56, "clone3": 435, "ioctl": 16, "getsockopt": 55, "setsockopt": 54, "socket": 41, "socketpair": 53,
         "statx": 332, "fadvise64": 221, "readahead": 187, "mincore": 27, "preadv2": 327, "pwritev2": 328,
         "madvise": 28, "pipe": 22, "pipe2": 293, "accept": 43, "accept4": 288, "mq_open": 240, "io_setup": 206,
-        "mmap": 9, "memfd_create": 319, "shmget": 29,
+        "mmap": 9, "mremap": 25, "memfd_create": 319, "shmget": 29,
     },
     "aarch64": {
         "unshare": 97, "setns": 268, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
@@ -68,7 +75,7 @@ _SYSCALLS = {
         "getsockopt": 209, "setsockopt": 208, "socket": 198, "socketpair": 199, "statx": 291, "fadvise64": 223,
         "readahead": 213,
         "mincore": 232, "preadv2": 286, "pwritev2": 287, "madvise": 233, "pipe2": 59, "accept": 202,
-        "accept4": 242, "mq_open": 180, "io_setup": 0, "mmap": 222, "memfd_create": 279, "shmget": 194,
+        "accept4": 242, "mq_open": 180, "io_setup": 0, "mmap": 222, "mremap": 216, "memfd_create": 279, "shmget": 194,
     },
 }
 # The same numbers on every architecture (the "generic" table): io_uring, the new mount API,
@@ -79,9 +86,9 @@ _GENERIC = {"io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 4
             "statmount": 457, "listmount": 458, "open_tree_attr": 467, "process_madvise": 440,
             "cachestat": 451, "memfd_secret": 447}
 _SPECIAL = ("clone", "clone3", "ioctl", "getsockopt", "setsockopt", "statx", "preadv2", "pwritev2", "madvise",
-            "mmap", "memfd_create", "shmget")
+            "mmap", "mremap")
 _NAMESPACE_FLAGS = 0x7E020080 | 0x00001000   # CLONE_NEW* (ns, cgroup, uts, ipc, user, pid, net, time), CLONE_PIDFD
-_HUGETLB_FLAGS = {"mmap": (40, 0x40000), "memfd_create": (24, 0x4), "shmget": (32, 0x800)}   # (args offset, flag)
+_MAP_SHARED, _MAP_ANONYMOUS, _MAP_HUGETLB = 0x01, 0x20, 0x40000   # (MAP_SHARED_VALIDATE is 0x03: bit 0x01 too)
 _DENIED_IOCTL_TYPES = (0xB7, 0xFF)           # namespace (NSIO) and pidfd ioctls
 _SOL_SOCKET = 1
 _DENIED_GETSOCKOPTS = (57, 71, 77)           # SO_COOKIE, SO_NETNS_COOKIE, SO_PEERPIDFD
@@ -130,8 +137,8 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     emit(_JEQ, numbers["ioctl"], jt="ioctl")
     emit(_JEQ, numbers["getsockopt"], jt="getsockopt")
     emit(_JEQ, numbers["setsockopt"], jt="setsockopt")
-    for name in _HUGETLB_FLAGS:
-        emit(_JEQ, numbers[name], jt=name)
+    emit(_JEQ, numbers["mmap"], jt="mmap")
+    emit(_JEQ, numbers["mremap"], jt="mremap")
     emit(_RET, _RET_ALLOW)
     labels = {}
     labels["clone"] = len(code)
@@ -158,11 +165,19 @@ def program(machine: str | None = None) -> list[tuple[int, int, int, int]]:
     for advice in _DENIED_ADVICE:
         emit(_JEQ, advice, jt=deny)
     emit(_RET, _RET_ALLOW)
-    for name, (offset, flag) in _HUGETLB_FLAGS.items():
-        labels[name] = len(code)
-        emit(_LD, offset)                           # the flags: MAP_HUGETLB, MFD_HUGETLB, SHM_HUGETLB
-        emit(_JSET, flag, jt=deny)
-        emit(_RET, _RET_ALLOW)
+    labels["mmap"] = len(code)
+    emit(_LD, 40)                                   # args[3] (low half): the flags
+    emit(_JSET, _MAP_HUGETLB, jt=deny)
+    emit(_AND, _MAP_SHARED | _MAP_ANONYMOUS)
+    emit(_JEQ, _MAP_SHARED | _MAP_ANONYMOUS, jt=deny)
+    emit(_RET, _RET_ALLOW)
+    labels["mremap"] = len(code)
+    emit(_LD, 24)                                   # args[1]: the old size (0: a new mapping of a shared one)
+    emit(_JEQ, 0, jt=1)
+    emit(_RET, _RET_ALLOW)
+    emit(_LD, 28)
+    emit(_JEQ, 0, jt=deny)
+    emit(_RET, _RET_ALLOW)
     labels["nosys"] = len(code)
     emit(_RET, _RET_ERRNO | _ENOSYS)
     labels[deny] = len(code)

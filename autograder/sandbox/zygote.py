@@ -297,7 +297,8 @@ def _native_forker(sock: socket.socket):
     import ctypes
     import mmap
     try:
-        code = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+        code = mmap.mmap(-1, mmap.PAGESIZE, flags=mmap.MAP_PRIVATE,   # (a shared one takes a shmem number)
+                         prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
         pidns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     except (OSError, ValueError):
         return None
