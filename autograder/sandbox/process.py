@@ -351,8 +351,9 @@ class Sandbox:
 
     def _explain_memory(self, outcome: CallOutcome) -> None:
         """A crash the kernel caused because the sandbox's memory cgroup was full says so, once
-        the memory is back (a call's /tmp is freed with its mount namespace, a little
-        after it is gone: 0.1-0.2 s measured; the next call must not start short of memory)."""
+        the memory is back (a call's /tmp is freed with its mount namespace, as it ends:
+        measured, the cgroup held the sandbox's own 20 MB again when the outcome was back; the
+        next call must not start short of memory)."""
         if self._memory_cgroup is None:
             return
         from .isolation import memory_used, oom_kills
