@@ -1231,7 +1231,7 @@ def test_the_fallback_without_namespaces_says_what_it_loses(monkeypatch, caplog)
         # kill(-1) is refused (signal 0: harmless even if the guard failed)
         assert sandbox.call("probe_kill", (-1,)).error_type == "PermissionError"
         assert sandbox.call("daemon", (marker,)).value == "started"
-        _wait_for(lambda: not _sleepers(marker))   # the call's subreaper killed the orphan
+        _wait_for(lambda: not _sleepers(marker), 15.0)   # the call's subreaper killed the orphan (15 s: as above)
         assert sandbox.call("double", (5,)).value == 10   # and the sandbox goes on
     with Sandbox(submission_from_cells([CODE]), policy=IsolationPolicy(namespaces=False)) as sandbox:
         assert sandbox.call("double", (6,)).value == 12
@@ -1256,7 +1256,9 @@ def test_the_fallback_as_root_runs_calls_as_an_identity_of_their_own(monkeypatch
             assert "kernel log" in " ".join(sandbox.isolation["missing"])
             marker = "4244.25"
             assert sandbox.call("sleep_daemon", (marker,)).value == "started"
-            _wait_for(lambda: not _sleepers(marker))   # the subreaper still kills what it leaves
+            # the subreaper still kills what it leaves (15 s: the call's end is confirmed after it
+            # returns, and a loaded machine gets there late; a daemon that outlives it stays forever)
+            _wait_for(lambda: not _sleepers(marker), 15.0)
             assert sandbox.call("double", (5,)).value == 10
     assert uids[0] != uids[1] and min(uids) > 0   # (one sandbox cannot signal another's calls)
 
