@@ -36,15 +36,23 @@ def apply_limits(*, memory_mb: int, cpu_seconds: int, file_mb: int, files: int =
 OOM_FIRST = 1000   # the oom_score_adj of every call: the OOM killer picks a call, never the zygote
 
 
+def set_oom_score(value: int = OOM_FIRST, proc: str = "/proc") -> None:
+    """Write this process's oom_score_adj through ``proc`` (the one way it is set: by
+    :func:`oom_first`, and by ``filesystem.build_root`` through a call's new /proc before it
+    becomes read-only). Raises OSError when it cannot."""
+    # (os-level: a call process pays for every object and page a text file touches)
+    fd = os.open(proc + "/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, str(value).encode())
+    finally:
+        os.close(fd)
+
+
 def oom_first() -> None:
     """Make this process (and what it starts) the first the OOM killer picks (the fallback: a
     call with namespaces has a read-only /proc, ``filesystem.build_root`` writes it there)."""
-    try:   # (os-level: a call process pays for every object and page a text file touches)
-        fd = os.open("/proc/self/oom_score_adj", os.O_WRONLY | os.O_CLOEXEC)
-        try:
-            os.write(fd, str(OOM_FIRST).encode())
-        finally:
-            os.close(fd)
+    try:
+        set_oom_score()
     except OSError:
         pass
 

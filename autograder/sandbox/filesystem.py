@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import stat
 
+from .containment import set_oom_score
 from .isolation import check, libc
 
 MS_RDONLY = 1
@@ -196,8 +197,7 @@ def build_root(layout: dict, report, *, from_host: bool, proc: bool = True,
 
 def _adjust_oom_score(proc: str, value: int, report) -> None:
     try:
-        with open(proc + "/self/oom_score_adj", "w") as f:
-            f.write(str(value))
+        set_oom_score(value, proc)
         report.held.append(f"calls are the first the kernel stops when memory runs out (oom_score_adj {value})")
     except OSError as exc:
         report.missing.append(f"oom_score_adj {value} for calls ({exc.strerror})")
