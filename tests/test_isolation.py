@@ -195,10 +195,21 @@ def _one_off(source: str, name: str, *args, limits: Limits = Limits(call_seconds
 # ------------------------------------------------------------------------------------ what held
 def test_isolation_reports_what_held(namespaces):
     held = " ".join(namespaces.isolation["held"])
-    for what in ("namespaces", "allowlist filesystem", "private read-only /proc", "fresh mount, IPC, network and PID",
-                 "no capabilities", "no_new_privs", "system-call filter"):
+    for what in ("namespaces", "allowlist filesystem", "private read-only /proc", "fresh mount, IPC and PID",
+                 "(no socket in any)", "no capabilities", "no_new_privs", "system-call filter"):
         assert what in held, namespaces.isolation
     assert not namespaces.isolation["missing"], namespaces.isolation
+
+
+def test_without_the_system_call_filter_every_call_has_a_network_namespace_of_its_own(namespaces):
+    """The calls share the sandbox's network namespace only because none can open a socket in it;
+    without the filter, sockets open, and a namespace per call keeps what one call does to its
+    network from the next (its counters are not readable either: a call's /proc has no net/)."""
+    with Sandbox(submission_from_cells([STATEFUL]), policy=IsolationPolicy(seccomp=False)) as sandbox:
+        assert sandbox.call("in_netns_counters").error_type in ("FileNotFoundError", "PermissionError")
+        held = " ".join(sandbox.isolation["held"])
+    assert "fresh mount, IPC, network and PID namespaces for every call" in held, held
+    assert "system-call filter" not in held, held
 
 
 # ------------------------------------------------------------------------------------ the allowlist

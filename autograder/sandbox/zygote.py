@@ -430,8 +430,13 @@ def _isolate_call(spec: dict, report) -> None:
     from . import containment, filesystem
     if spec["namespaces"]:
         os.setsid()
-        isolation.unshare(isolation.CLONE_NEWNS | isolation.CLONE_NEWIPC | isolation.CLONE_NEWNET)
-        report.held.append("fresh mount, IPC, network and PID namespaces for every call")
+        # A network namespace per call costs ~2 ms of its ~15 (its set-up and the kernel's clean-up);
+        # where the system-call filter denies every socket, the sandbox's own namespace (no
+        # interface but a down loopback, nothing a call can open) serves every call as well.
+        own_net = not (spec["seccomp"] and spec["seccomp_filter"])
+        isolation.unshare(isolation.CLONE_NEWNS | isolation.CLONE_NEWIPC | (isolation.CLONE_NEWNET if own_net else 0))
+        report.held.append("fresh mount, IPC, network and PID namespaces for every call" if own_net else
+                           "fresh mount, IPC and PID namespaces for every call (no socket in any)")
         if os.getpid() != 1:
             report.missing.append("a PID namespace of its own for the call")
         filesystem.build_root(spec["layout"], report, from_host=False, proc=True,
