@@ -397,3 +397,65 @@ def test_student_side_explanations_see_the_calls_the_assertion_made():
         failed = [t for t in result.tests if t.name == "catches wrong weights"]
         assert failed and not failed[0].passed
         assert "averaged weights were off by" in failed[0].why and "never called" not in failed[0].why, failed[0].why
+
+
+# A slow sampler, as in an assertion that draws one point per multivariate_normal call (the corpus's
+# a_loops_scipy: ~0.6 s a scenario): CPU burnt after each fit, so the cost does not depend on the load.
+_FIT_LINE = "        _, est_pi, est_mu, est_sigma = train_EM(X, C)\n"
+_SLOW_FIT = (_FIT_LINE + "        import time\n        started = time.process_time()\n"
+             "        while time.process_time() - started < 0.07:\n            pass\n")
+_RECOVERS = "assert_recovers_parameters"
+_WEIGHTS_LINE = "assert np.max(np.abs(mean_pi - pi)) <= tol"
+_COVARIANCES_LINE = "assert np.max(np.abs(mean_sigma - sigma) / (s[:, :, None] * s[:, None, :])) <= tol"
+_CORRECT, _DIVIDED, _WEIGHTS, _MEANS = (c.name for c in ASSIGNMENT.checks_for(_RECOVERS))
+
+
+def _slow(old: str | None = None, new: str | None = None) -> str:
+    source = _mutate(_RECOVERS, old, new) if old is not None else SOURCE
+    assert source.count(_FIT_LINE) == 1
+    return source.replace(_FIT_LINE, _SLOW_FIT)
+
+
+def test_slow_correct_assertion_check_runs_the_core_scenarios_and_says_the_grader_runs_all():
+    """check() of an assertion slower than STUDENT_FAST_CPU a call runs the notebook's scenario and
+    'covariances divided by N' only (2 s target, issue 12): both pass, the passed check says what it left
+    out and that the grader runs every scenario, the other checks run when graded. Grading: full marks."""
+    graded, student = _both_modes(_slow(), _RECOVERS)
+    assert graded.score == graded.max_score == ASSIGNMENT.points(_RECOVERS), \
+        [t.feedback for t in graded.tests if not t.passed]
+    assert all(not t.feedback for t in graded.tests)   # no student-side note when grading
+    status = {t.name: t.status for t in student.tests}
+    assert status == {_CORRECT: "passed", _DIVIDED: "passed", _WEIGHTS: "skipped", _MEANS: "skipped"}, status
+    note = next(t.feedback for t in student.tests if t.name == _CORRECT)
+    assert "30 times more spread out" in note and "runs only 2 of the grader's 6 scenarios" in note, note
+    assert "the grader runs all 6" in note and "can still fail when graded" in note, note
+    for t in student.tests:
+        if t.status == "skipped":
+            assert t.feedback.startswith("runs when graded") and "the grader runs all 6" in t.feedback, t.feedback
+
+
+@pytest.mark.parametrize("description, old, new, student_status", [
+    ("always raises", _WEIGHTS_LINE, "assert False and " + _WEIGHTS_LINE[len("assert "):], dict.fromkeys((_CORRECT, _DIVIDED, _WEIGHTS, _MEANS),
+                                                                             "failed")),
+    ("never raises", _WEIGHTS_LINE, "return\n    " + _WEIGHTS_LINE, dict.fromkeys((_CORRECT, _DIVIDED, _WEIGHTS, _MEANS), "failed")),
+    ("covariances never compared", _COVARIANCES_LINE, "assert True",
+     {_CORRECT: "passed", _DIVIDED: "failed", _WEIGHTS: "passed", _MEANS: "skipped"}),
+    ("weights never compared", _WEIGHTS_LINE, "assert True",
+     {_CORRECT: "passed", _DIVIDED: "passed", _WEIGHTS: "skipped", _MEANS: "skipped"}),
+], ids=lambda v: v if isinstance(v, str) and " " in v else "")
+def test_slow_wrong_assertion_still_fails_in_check_where_its_verdict_is_known(description, old, new, student_status):
+    """A slow assertion that always raises, or never does, fails every check in check() too: a bug check
+    whose scenario check() leaves out fails when the assertion is not quiet on a correct EM (that verdict
+    needs no bug scenario), and one that never fires on 'covariances divided by N' gets every other bug
+    until one fires. The bug check() leaves out is caught when graded; grading is unchanged."""
+    graded, student = _both_modes(_slow(old, new), _RECOVERS)
+    assert graded.score < graded.max_score
+    status = {t.name: t.status for t in student.tests}
+    assert status == student_status, [(t.name, t.status, t.feedback[:200]) for t in student.tests]
+    graded_failed = {t.name for t in graded.tests if not t.passed}
+    assert {n for n, s in status.items() if s == "failed"} <= graded_failed
+    assert {n for n, s in status.items() if s == "skipped"} <= graded_failed | {_MEANS}
+    if description == "never raises":
+        assert "never raises" in next(t.feedback for t in student.tests if t.name == _CORRECT)
+    if description == "always raises":
+        assert "is not quiet on a CORRECT EM" in next(t.feedback for t in student.tests if t.name == _WEIGHTS)

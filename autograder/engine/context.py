@@ -96,6 +96,9 @@ class Context:
         self.rng = np.random.default_rng(check.seed)
         self.last: CallOutcome | None = None
         self.timed_out = False
+        # What a check that passes wants said anyway (student-side: that it ran only part of what
+        # the grader runs); shown next to the passed check. Checks leave it empty when grading.
+        self.note = ""
 
     # ----------------------------------------------------------------------------- facts
     @property

@@ -54,7 +54,8 @@ def render_html(result: SubmissionResult, *, title: str | None = None, functions
             if t.status == "skipped":
                 parts.append(f'<div class="ag-check ag-skip">· {_e(t.name)} <i>({_e(t.feedback)})</i></div>')
             elif t.passed:
-                parts.append(f'<div class="ag-check ag-ok">✓ {_e(t.name)}</div>')
+                note = f' <i>({_e(t.feedback)})</i>' if t.feedback else ""   # student-side: ran part of it
+                parts.append(f'<div class="ag-check ag-ok">✓ {_e(t.name)}{note}</div>')
             else:
                 parts.append(f'<div class="ag-check ag-bad">✗ {_e(t.name)} (0 / {t.max_score:g})</div>')
                 if t.feedback != previous:

@@ -55,6 +55,9 @@ def render_text(result: SubmissionResult, *, functions: list[str] | None = None,
                                                drop_whitespace=False) or [""])
             elif passed_details:
                 lines.append(f"    {PASS} {t.name} ({_points(t.score)})")
+                for para in t.feedback.splitlines():   # a passed check's note (student-side: ran part of it)
+                    lines.extend(textwrap.wrap(para, width=width - 8, initial_indent="        ",
+                                               subsequent_indent="        ") or [""])
     return printable("\n".join(lines))
 
 

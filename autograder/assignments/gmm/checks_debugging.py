@@ -12,6 +12,7 @@ the half-steps it evaluated, the perturbations it tried, the gap it accepted.
 
 from __future__ import annotations
 
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Callable
@@ -19,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from ...engine import Failed
+from ...engine.failures import CannotCheckHere
 from . import ASSIGNMENT, em_parts as parts, theory
 from .em_parts import Fitter, Parts
 
@@ -45,8 +47,18 @@ def _attempt(ctx, scenario: Scenario):
     key = (ctx.task.name, scenario.key)
     if key not in memo:
         args, kwargs, recorder = scenario.build()
-        memo[key] = (ctx.attempt(*args, **kwargs), recorder)
+        started = time.process_time()
+        outcome = ctx.attempt(*args, **kwargs)
+        # The call's CPU time in this process: what student-side checks know of the assertion's cost
+        # (in-process; when grading the student's code runs in the sandbox and this is not used).
+        memo.setdefault(("cpu", ctx.task.name), {})[scenario.key] = time.process_time() - started
+        memo[key] = (outcome, recorder)
     return memo[key]
+
+
+def _attempted(ctx, scenario: Scenario) -> bool:
+    """Whether ``scenario`` already ran for this submission."""
+    return (ctx.task.name, scenario.key) in _OUTCOMES.get(ctx.executor, {})
 
 
 def _fires(outcome) -> bool:
@@ -65,9 +77,19 @@ def _crash(ctx, outcome, scenario: Scenario, recorder, explain) -> Failed:
     return failure
 
 
-def quiet_check(ctx, correct: list[Scenario], bugs: list[Scenario], false_alarm, crash=None) -> None:
-    """Quiet on every correct scenario, and useful: it fires on at least one bug."""
+def quiet_check(ctx, correct: list[Scenario], bugs: list[Scenario], false_alarm, crash=None,
+                runs_here: Callable | None = None) -> None:
+    """Quiet on every correct scenario, and useful: it fires on at least one bug.
+
+    ``runs_here(scenario)`` (student-side only) says whether a correct scenario is run in this
+    check() (see ``_runs_here``); one that is not leaves a note on the passed check. Every bug
+    scenario the verdict "useful" needs is run.
+    """
+    left_out = []
     for scenario in correct:
+        if runs_here is not None and not runs_here(scenario):
+            left_out.append(scenario)
+            continue
         outcome, recorder = _attempt(ctx, scenario)
         if outcome.ok:
             continue
@@ -79,6 +101,8 @@ def quiet_check(ctx, correct: list[Scenario], bugs: list[Scenario], false_alarm,
         raise _crash(ctx, outcome, scenario, recorder, crash)
     for scenario in bugs:
         if _fires(_attempt(ctx, scenario)[0]):
+            if left_out:
+                ctx.note = _left_out_note(ctx, left_out)
             return
     stopped = [b for b in bugs if _attempt(ctx, b)[0].status == "aborted"]
     if stopped:   # it never decided on a bug: say that, not "never raises"
@@ -525,6 +549,74 @@ _RECOVERY_DIAGNOSTICS = {
 }
 
 
+# Student side: check() in the student's kernel is feedback, not grading, and may run fewer scenarios
+# than the grader, as nbgrader's visible tests are a subset of its hidden ones. Data sets are never
+# made smaller there (benchmarks/bench_recovery_power.py: below 2000 x 5 noise decides verdicts), so
+# what an assertion that samples slowly (one point per call: ~57 us a point, 0.6 s a scenario) costs
+# is the number of scenarios. check() always runs the two that matter most (the notebook's own call,
+# and the bug the first check needs to see it fire) and every scenario a verdict needs (an assertion
+# that does not fire on them gets the other bugs too: it is wrong, and has its 10 s); the others only
+# when the assertion is fast, at most STUDENT_FAST_CPU CPU seconds a call, so check() answers within
+# 2 s (6 calls at most 1.2 s). A slow assertion's other checks are reported as run when graded, and
+# a passed check that left a scenario out says so. CPU time, not the clock: another program on the
+# machine hardly changes which scenarios run. Grading runs every scenario, unchanged.
+STUDENT_CORE = ("notebook", "divided")
+STUDENT_FAST_CPU = 0.2
+_RECOVERY_SCENARIOS = 6   # RECOVERS_CORRECT and RECOVERS_BUGS (asserted below)
+
+
+def _cpu_per_call(ctx) -> float:
+    """CPU seconds per call of the student's assertion on the core scenarios (run first if need be)."""
+    for scenario in (RECOVERS_CORRECT[0], RECOVERS_BUGS["divided"]):
+        _attempt(ctx, scenario)
+    cpu = _OUTCOMES[ctx.executor][("cpu", ctx.task.name)]
+    return (cpu["notebook"] + cpu["divided"]) / 2
+
+
+def _runs_here(ctx, scenario: Scenario) -> bool:
+    """Whether this run of the checks uses ``scenario``: always when grading; student-side (no
+    reference), a core scenario, one that already ran, or any when the assertion is fast."""
+    if ctx.has_reference or scenario.key in STUDENT_CORE or _attempted(ctx, scenario):
+        return True
+    return _cpu_per_call(ctx) <= STUDENT_FAST_CPU
+
+
+def _subset(ctx) -> str:
+    ran = sum(_attempted(ctx, s) for s in RECOVERS_CORRECT + list(RECOVERS_BUGS.values()))
+    return (f"your assertion takes {_cpu_per_call(ctx):.2g} s a call, so check() runs only {ran} of the grader's "
+            f"{_RECOVERY_SCENARIOS} scenarios (over {STUDENT_FAST_CPU:g} s a call: the notebook's, 'covariances "
+            f"divided by N', and those a verdict needs); the grader runs all {_RECOVERY_SCENARIOS}")
+
+
+def _left_out_note(ctx, left_out: list[Scenario]) -> str:
+    return (f"check() left out: {'; '.join(s.label for s in left_out)} ({_subset(ctx)}): this check can still "
+            "fail when graded")
+
+
+def _recovers_bug_check(ctx, keys: tuple[str, ...]) -> None:
+    """``bug_check`` of each bug in ``keys`` that runs here (``_runs_here``); student-side, one left
+    out makes the check skipped (none ran) or leaves a note (some ran) unless its verdict is known
+    without it: an assertion that is not quiet on the main correct scenario fails every bug check."""
+    left_out = []
+    for key in keys:
+        bug = RECOVERS_BUGS[key]
+        if _runs_here(ctx, bug):
+            bug_check(ctx, bug, RECOVERS_CORRECT[0], _recovers_missed)
+        else:
+            left_out.append(bug)
+    if not left_out:
+        return
+    main = RECOVERS_CORRECT[0]
+    if not _attempt(ctx, main)[0].ok:
+        raise Failed(f"{ctx.task.name} is not quiet on a CORRECT EM ({main.label}), so catching this bug "
+                     "cannot count (see 'passes on a correct train_EM')",
+                     why="an assertion earns its points for catching a bug only if it stays quiet on correct "
+                         f"code; check() did not run this bug's scenario ({_subset(ctx)}, with this verdict too)")
+    if len(left_out) == len(keys):
+        raise CannotCheckHere(f"runs when graded: {_subset(ctx)}")
+    ctx.note = _left_out_note(ctx, left_out)
+
+
 def _recovers_false_alarm(ctx, scenario, recorder, outcome) -> str:
     if scenario.key == "notebook":
         in_order, _ = _attempt(ctx, _RECOVERY_DIAGNOSTICS["in order"])
@@ -571,23 +663,27 @@ def _recovers_missed(ctx, bug, recorder) -> str:
                          "Measure errors relative to the spread of the data: weights absolute, means in standard "
                          "deviations, covariances in s_i s_j (see the task's text)."))
 def recovers_correct(ctx):
-    quiet_check(ctx, RECOVERS_CORRECT, list(RECOVERS_BUGS.values()), _recovers_false_alarm)
+    quiet_check(ctx, RECOVERS_CORRECT, list(RECOVERS_BUGS.values()), _recovers_false_alarm,
+                runs_here=lambda scenario: _runs_here(ctx, scenario))
 
 
 @ASSIGNMENT.check("assert_recovers_parameters", "catches covariances divided by N", 1, timeout=120,
                   hints=("Compare the covariances too.",))
 def recovers_divided(ctx):
-    bug_check(ctx, RECOVERS_BUGS["divided"], RECOVERS_CORRECT[0], _recovers_missed)
+    _recovers_bug_check(ctx, ("divided",))
 
 
 @ASSIGNMENT.check("assert_recovers_parameters", "catches wrong weights", 1, timeout=120,
                   hints=("Compare the weights too.",))
 def recovers_weights(ctx):
-    bug_check(ctx, RECOVERS_BUGS["weights"], RECOVERS_CORRECT[0], _recovers_missed)
+    _recovers_bug_check(ctx, ("weights",))
 
 
 @ASSIGNMENT.check("assert_recovers_parameters", "catches biased means", 1, timeout=120,
                   hints=("Compare the means in units of the standard deviations, so the test works at any scale.",))
 def recovers_shifted(ctx):
-    for key in ("shifted", "shifted small"):
-        bug_check(ctx, RECOVERS_BUGS[key], RECOVERS_CORRECT[0], _recovers_missed)
+    _recovers_bug_check(ctx, ("shifted", "shifted small"))
+
+
+assert len(RECOVERS_CORRECT) + len(RECOVERS_BUGS) == _RECOVERY_SCENARIOS
+assert {s.key for s in RECOVERS_CORRECT + list(RECOVERS_BUGS.values())} >= set(STUDENT_CORE)
