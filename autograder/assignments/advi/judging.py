@@ -439,8 +439,7 @@ def _not_differentiable(name: str, outcome) -> Failed:
             why = WHY_COPY
         else:
             why = WHY_AUTOGRAD_OTHER
-        failure = Failed(f"autograd cannot differentiate your {name}, which your gradient functions differentiate: "
-                         f"{error}{where}", why=why)
+        failure = Failed(f"autograd cannot differentiate your {name}: {error}{where}", why=why)
     failure.culprit = name
     return failure
 
