@@ -564,3 +564,24 @@ def test_non_finite_results_are_explained_without_a_warning(function, body, recw
             failed = [t for t in result.tests if t.status == "failed"]
             assert failed and all("internal error" not in t.feedback for t in failed), [t.feedback for t in failed]
             assert any(any(word in t.feedback for word in ("NaN", "nan", "inf")) for t in failed)
+
+
+# A model function that behaves only while nobody differentiates it: it notices autograd's boxes (not an
+# ndarray) and ends its call process. Its probe used to give "no verdict" for a crash, so the point stayed.
+ENDS_UNDER_AUTOGRAD = '''
+import os as _os
+import numpy as _plain_numpy
+_differentiable_inverse_transform = inverse_transform
+
+def inverse_transform(zeta):
+    if not isinstance(zeta, _plain_numpy.ndarray):
+        _os._exit(0)
+    return _differentiable_inverse_transform(zeta)
+'''
+
+
+def test_a_model_function_that_ends_its_call_under_autograd_loses_its_point():
+    result = _grade(SOURCE + ENDS_UNDER_AUTOGRAD + HAND_GRADIENTS, ["inverse_transform"])
+    failed = [t for t in result.tests if not t.passed]
+    assert [t.name for t in failed] == [DIFFERENTIABLE], [(t.name, t.feedback) for t in failed]
+    assert "with autograd ended the call" in failed[0].feedback, failed[0].feedback
