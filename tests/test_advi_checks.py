@@ -45,7 +45,8 @@ UNBIASED = "unbiased: the average over many draws is the exact gradient"
 SHAPES_MF, SHAPES_FR = "returns (mu, omega, elbo_trace) with the right shapes", "returns (mu, L, elbo_trace) with the right shapes"
 REPLAY, FIT, RNG = "follows the ADVI iteration step by step", "fits the posterior from a warm start", \
     "the rng argument makes runs repeatable"
-DIFFERENTIABLE = "autograd can differentiate it, where your gradient functions do"
+DIFFERENTIABLE = "autograd can differentiate it"                                     # the model's functions
+DIFFERENTIATED = "autograd can differentiate it, where your gradient functions do"   # the ELBO estimates
 
 # Gradients that differentiate the student's own functions (appended to a mutated reference).
 AUTOGRAD_GRADIENTS = '''
@@ -135,11 +136,11 @@ MUTATIONS = [
      "sigma, prior_sigma_shape, scale=1 / prior_sigma_rate)", {DIFFERENTIABLE}),
     ("log_joint_zeta", "plain numpy's asarray", "log_p = log_joint(inverse_transform(zeta), x, y) + log_det_jacobian(zeta)",
      "log_p = __import__('numpy').asarray(log_joint(inverse_transform(zeta), x, y), dtype=float) + "
-     "log_det_jacobian(zeta)", {DIFFERENTIABLE}, AUTOGRAD_GRADIENTS),
+     "log_det_jacobian(zeta)", {DIFFERENTIABLE}),       # (the reference's gradients never differentiate it)
     ("elbo_mean_field", "float() of the estimate", "elbo = np.mean(log_joint_zeta(zeta, x, y)) + entropy",
-     "elbo = float(np.mean(log_joint_zeta(zeta, x, y)) + entropy)", {DIFFERENTIABLE}, AUTOGRAD_GRADIENTS),
+     "elbo = float(np.mean(log_joint_zeta(zeta, x, y)) + entropy)", {DIFFERENTIATED}, AUTOGRAD_GRADIENTS),
     ("elbo_full_rank", "float() of the estimate", "elbo = np.mean(log_joint_zeta(zeta, x, y)) + entropy",
-     "elbo = float(np.mean(log_joint_zeta(zeta, x, y)) + entropy)", {DIFFERENTIABLE}, AUTOGRAD_GRADIENTS),
+     "elbo = float(np.mean(log_joint_zeta(zeta, x, y)) + entropy)", {DIFFERENTIATED}, AUTOGRAD_GRADIENTS),
     ("grad_elbo_full_rank", "whole (L^-1)^T, upper triangle too", "+ np.diag(1.0 / np.diag(L))",
      "+ np.linalg.inv(L).T", {VISIBLE, FD, UNBIASED, HIDDEN}),
     ("grad_elbo_full_rank", "eta g^T instead of g eta^T", "np.tril(g.T @ eta / eta.shape[0])",
@@ -164,7 +165,7 @@ def _in_sandbox(name: str, must_fail=()) -> bool:
     by name. The sandbox costs three times the grading's own time; the checks' logic is the same in
     both executors, and the sandbox's path is covered by these, the corpus (tests/corpora/advi) and
     the hostile corpus."""
-    return DIFFERENTIABLE in must_fail or zlib.crc32(name.encode()) % 4 == 0
+    return bool({DIFFERENTIABLE, DIFFERENTIATED} & set(must_fail)) or zlib.crc32(name.encode()) % 4 == 0
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=[f"{m[0]}: {m[1]}" for m in MUTATIONS])
@@ -383,6 +384,59 @@ def test_no_check_passes_an_unimplemented_function(function, body):
     assert not [t.name for t in student_side.tests if t.passed]
 
 
+# ----------------------------------------------------------------------------- differentiable, whatever the gradients
+# Gradients without autograd (appended to a reference): the log joint's gradient derived by hand, the ELBO
+# gradients the reference's formulas through it. Nothing the student's gradients do differentiates a model
+# function with autograd, so nothing of theirs hands the stand-ins autograd's boxes.
+HAND_GRADIENTS = '''
+import numpy as _onp
+
+def grad_log_joint_zeta(zeta, x, y):
+    zeta = _onp.asarray(zeta, dtype=float)
+    b0, b1, sigma = zeta[:, 0], zeta[:, 1], _onp.exp(zeta[:, 2])
+    residual = y - b0[:, None] - b1[:, None] * x
+    d_b0 = _onp.sum(residual, axis=-1) / sigma**2 - b0 / 10.0**2
+    d_b1 = _onp.sum(residual * x, axis=-1) / sigma**2 - b1 / 10.0**2
+    d_sigma = -len(x) / sigma + _onp.sum(residual**2, axis=-1) / sigma**3 + (2.0 - 1.0) / sigma - 0.5
+    return _onp.stack([d_b0, d_b1, d_sigma * sigma + 1.0], axis=-1)
+'''
+NOT_DIFFERENTIABLE = [m for m in MUTATIONS if m[4] == {DIFFERENTIABLE}]
+
+
+def test_hand_derived_gradients_with_differentiable_functions_get_full_marks():
+    """A correct solution whose gradients use no autograd keeps "autograd can differentiate it" (its model
+    functions are written with autograd.numpy), in the grader and student-side; so does the reference, whose
+    gradients differentiate them (test_the_reference_passes_everything_in_both_modes)."""
+    functions = ["inverse_transform", "log_det_jacobian", "log_joint", "log_joint_zeta", "grad_log_joint_zeta",
+                 "grad_elbo_mean_field"]
+    source = SOURCE + HAND_GRADIENTS
+    result = _grade(source, functions)
+    assert result.score == result.max_score, [t.feedback for t in result.tests if not t.passed]
+    assert {t.function for t in result.tests if t.name == DIFFERENTIABLE} == set(functions[:4])
+    namespace = {}
+    exec(compile(source, "hand", "exec"), namespace)
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), only=functions)
+    assert all(t.passed for t in student_side.tests if t.status != "skipped")
+
+
+@pytest.mark.parametrize("mutation", NOT_DIFFERENTIABLE, ids=[f"{m[0]}: {m[1]}" for m in NOT_DIFFERENTIABLE])
+def test_a_non_differentiable_model_function_loses_its_point_whatever_the_gradients(mutation):
+    """Issue 10 (tests/corpora/hostile/advi_numerical_gradients.py): the check probes the model's functions
+    with autograd even when the student's gradients never differentiate them (hand-derived here; central
+    differences in the hostile file). It used to pass unprobed, so it could not fail for such a student.
+    Right values first: only that point is lost."""
+    function, description, old, new, must_fail, *suffix = mutation
+    result = _grade(_mutate(function, old, new) + HAND_GRADIENTS, [function, "grad_log_joint_zeta"])
+    failed = {(t.function, t.name) for t in result.tests if not t.passed}
+    assert failed == {(function, DIFFERENTIABLE)}, [t.feedback for t in result.tests if not t.passed]
+    feedback = next(t.feedback for t in result.tests if not t.passed)
+    assert "autograd" in feedback and function in feedback, feedback
+    namespace = {}
+    exec(compile(_mutate(function, old, new) + HAND_GRADIENTS, "hand", "exec"), namespace)
+    student_side = run_checks(ASSIGNMENT, InProcessExecutor(namespace), only=[function])
+    assert {t.name for t in student_side.tests if t.status == "failed"} == {DIFFERENTIABLE}
+
+
 # ----------------------------------------------------------------------------- autograd one point at a time
 PER_POINT = '''
 from autograd import grad as _grad
@@ -510,3 +564,24 @@ def test_non_finite_results_are_explained_without_a_warning(function, body, recw
             failed = [t for t in result.tests if t.status == "failed"]
             assert failed and all("internal error" not in t.feedback for t in failed), [t.feedback for t in failed]
             assert any(any(word in t.feedback for word in ("NaN", "nan", "inf")) for t in failed)
+
+
+# A model function that behaves only while nobody differentiates it: it notices autograd's boxes (not an
+# ndarray) and ends its call process. Its probe used to give "no verdict" for a crash, so the point stayed.
+ENDS_UNDER_AUTOGRAD = '''
+import os as _os
+import numpy as _plain_numpy
+_differentiable_inverse_transform = inverse_transform
+
+def inverse_transform(zeta):
+    if not isinstance(zeta, _plain_numpy.ndarray):
+        _os._exit(0)
+    return _differentiable_inverse_transform(zeta)
+'''
+
+
+def test_a_model_function_that_ends_its_call_under_autograd_loses_its_point():
+    result = _grade(SOURCE + ENDS_UNDER_AUTOGRAD + HAND_GRADIENTS, ["inverse_transform"])
+    failed = [t for t in result.tests if not t.passed]
+    assert [t.name for t in failed] == [DIFFERENTIABLE], [(t.name, t.feedback) for t in failed]
+    assert "with autograd ended the call" in failed[0].feedback, failed[0].feedback

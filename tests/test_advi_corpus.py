@@ -3,7 +3,8 @@
 ``tests/corpora/advi/correct/`` holds complete, correct submissions written independently of the
 reference, each in another style (see the first lines of each file): autograd through the
 student's own functions (batched, one point at a time, by the chain rule, through closures),
-hand-derived gradients with scipy densities, plain numpy with Python floats, numpy scalars,
+hand-derived gradients with autograd.scipy densities, plain numpy with Python floats, numpy scalars
+(their model functions in autograd.numpy, which the notebook asks for),
 keyword calls in any order, extra ELBO evaluations, packed parameter vectors, other layouts of the
 draws, the notebook's first reference (indexing with None) and notebooks with scratch cells.
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from ...engine import Failed, expect
 from . import theory
-from .checks_model import DIFFERENTIABLE_CHECK, DIFFERENTIABLE_HINTS, differentiable_check
+from .checks_model import DIFFERENTIABLE_HINTS, DIFFERENTIATED_CHECK, differentiable_check
 from .fixtures import L_FLIPPED, L_PROBE, MU_PROBE, OMEGA_PROBE, sample, visible, visible_inputs
 from .judging import (ELBO_RTOL, EXPLANATIONS, FD_RTOL, GRAD_RTOL, WHY_NAN, check, central_differences, close, compare_gradients,
                       consistency_note, differs_from_reference, explanation, finite_scale, used_elbo, validate_pair,
@@ -220,7 +220,7 @@ def elbo_mf_exact(ctx, iso):
     _elbo_exact(ctx, iso, MEAN_FIELD)
 
 
-@check("elbo_mean_field", DIFFERENTIABLE_CHECK, 1, hints=DIFFERENTIABLE_HINTS)
+@check("elbo_mean_field", DIFFERENTIATED_CHECK, 1, hints=DIFFERENTIABLE_HINTS)
 def elbo_mf_differentiable(ctx, iso):
     differentiable_check(ctx, iso, "elbo_mean_field")
 
@@ -240,7 +240,7 @@ def elbo_fr_exact(ctx, iso):
     _elbo_exact(ctx, iso, FULL_RANK)
 
 
-@check("elbo_full_rank", DIFFERENTIABLE_CHECK, 1, hints=DIFFERENTIABLE_HINTS)
+@check("elbo_full_rank", DIFFERENTIATED_CHECK, 1, hints=DIFFERENTIABLE_HINTS)
 def elbo_fr_differentiable(ctx, iso):
     differentiable_check(ctx, iso, "elbo_full_rank")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...engine import Failed, expect
-from . import theory
+from . import judging, theory
 from .fixtures import sample, visible, visible_inputs
 from .judging import (FD_RTOL, FD_STEP, GRAD_RTOL, VALUE_RTOL, Isolation, check, close, compare_gradients,
                       consistency_note, differs_from_reference, explanation, finite_scale, refuse_tampering,
@@ -39,7 +39,16 @@ _GRADIENTS = ("grad_log_joint_zeta", "grad_elbo_mean_field", "grad_elbo_full_ran
 DIFFERENTIATED_BY = {"inverse_transform": _GRADIENTS, "log_det_jacobian": _GRADIENTS, "log_joint": _GRADIENTS,
                      "log_joint_zeta": _GRADIENTS, "elbo_mean_field": ("grad_elbo_mean_field",),
                      "elbo_full_rank": ("grad_elbo_full_rank",)}
-DIFFERENTIABLE_CHECK = "autograd can differentiate it, where your gradient functions do"
+# The model's functions must be differentiable by autograd whatever the student's gradients do: the notebook
+# asks for it (Task 1: build a new array, "autograd cannot differentiate assignments into an existing array";
+# Task 3: "write it with autograd.numpy ... so that autograd can differentiate it"; Step 3's two routes both
+# differentiate them with autograd), so the check always probes them (a gradient written without autograd
+# must not make it pass unprobed). The ELBO estimates need it only where the student's own gradient
+# differentiates them: the notebook offers grad(elbo_mean_field, (0, 1)) as one valid way and the
+# reparameterisation formulas (through grad_log_joint_zeta) as the other, and asks nothing else of them.
+ALWAYS_PROBED = judging.MODEL
+DIFFERENTIABLE_CHECK = "autograd can differentiate it"
+DIFFERENTIATED_CHECK = "autograd can differentiate it, where your gradient functions do"
 DIFFERENTIABLE_HINTS = (
     "autograd follows only autograd.numpy operations that build new arrays: no assignment into an array "
     "(theta[..., 2] = ...), no scipy.stats, no float() or math functions.",
@@ -58,9 +67,11 @@ def _gradient_arguments(name: str):
 
 
 def differentiable_check(ctx, iso: Isolation, name: str) -> None:
-    """``name`` must be differentiable by autograd where the student's own gradient functions
-    differentiate it (a hand-derived gradient needs nothing of it); its values must be right first,
-    so that the check cannot pass an unimplemented function."""
+    """``name`` must be differentiable by autograd: always for the model's functions (``ALWAYS_PROBED``),
+    where the student's own gradient functions differentiate it for the ELBOs (a formula gradient needs
+    nothing of them). Its values must be right first, so that the check cannot pass an unimplemented
+    function; autograd's derivative is then compared with central differences of the student's own
+    values (:meth:`Isolation.probe`), a failure caused by one of its helpers being the helper's."""
     args, _ = probe_inputs(name)
     expected = np.asarray(getattr(theory, name)(*args), dtype=float)
     got = validate_array(iso.run(*args), f"{name}'s value", expected.shape)
@@ -68,6 +79,7 @@ def differentiable_check(ctx, iso: Isolation, name: str) -> None:
         raise Failed(f"{name} returns wrong values (see its other checks), so autograd's derivative of it "
                      "cannot be right either", case=expect.format_case(**{f"argument {i}": a for i, a in
                                                                           enumerate(args[:3])}))
+    differentiated = False
     for gradient in DIFFERENTIATED_BY[name]:
         if not ctx.executor.defines(gradient):
             continue
@@ -75,10 +87,12 @@ def differentiable_check(ctx, iso: Isolation, name: str) -> None:
         # (a gradient that "differentiates" through a patched autograd shows nothing of its use)
         refuse_tampering(name, users.outcome(gradient, *_gradient_arguments(gradient), timeout=20.0))
         if name in users.own:
-            failure = users.probe(name)
-            if failure is not None and failure.culprit == name:
-                raise failure
-            return
+            differentiated = True
+            break
+    if differentiated or name in ALWAYS_PROBED:
+        failure = iso.probe(name)
+        if failure is not None and failure.culprit == name:
+            raise failure
 
 
 def _depends_on_the_draws(batch, name: str, argument: str) -> None:

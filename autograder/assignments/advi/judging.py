@@ -287,8 +287,13 @@ def _probe(ctx, name: str, single: bool, visiting: frozenset) -> Failed | None:
     for argnum in argnums:
         outcome = sub.outcome(name, *args, differentiate=argnum, timeout=PROBE_SECONDS)
         refuse_tampering(name, outcome)
+        if outcome.status in ("crash", "timeout"):
+            # Its values come back in milliseconds: a call that dies or hangs only when autograd
+            # differentiates it is the function's own doing (code that notices autograd's boxes and
+            # exits must not keep the point; nor must one that loops).
+            return _ended_under_autograd(name, outcome)
         if outcome.status != "ok" and outcome.status != "error":
-            return None          # a time-out or a crash says nothing about autograd: no verdict
+            return None          # the submission's budget, a stand-in's abort: no verdict
         if not outcome.ok:
             return deeper() or _not_differentiable(name, outcome)
         try:
@@ -417,6 +422,17 @@ def _line_of(outcome, name: str) -> tuple[str, str]:
 _ASSIGNMENT_INTO = re.compile(r"\]\s*[-+*/]?=(?!=)")
 
 
+def _ended_under_autograd(name: str, outcome) -> Failed:
+    ended = "took too long" if outcome.status == "timeout" else "ended the call"
+    failure = Failed(f"differentiating your {name} with autograd {ended} ({outcome.message}), although its "
+                     "values alone come back at once",
+                     why="autograd calls your function with its tracing boxes in place of arrays: code that treats "
+                         "them differently from arrays (tests their type, converts them, exits) breaks "
+                         "differentiation; use autograd.numpy operations only")
+    failure.culprit = name
+    return failure
+
+
 def _not_differentiable(name: str, outcome) -> Failed:
     where, text = _line_of(outcome, name)
     error = f"{outcome.error_type}: {outcome.message}" if outcome.status == "error" else outcome.message
@@ -439,8 +455,7 @@ def _not_differentiable(name: str, outcome) -> Failed:
             why = WHY_COPY
         else:
             why = WHY_AUTOGRAD_OTHER
-        failure = Failed(f"autograd cannot differentiate your {name}, which your gradient functions differentiate: "
-                         f"{error}{where}", why=why)
+        failure = Failed(f"autograd cannot differentiate your {name}: {error}{where}", why=why)
     failure.culprit = name
     return failure
 

@@ -1,17 +1,19 @@
 # Correct submission (i): numpy scalars and 0-d arrays everywhere a number is returned. The ELBO
 # returns a 0-d array (np.asarray of the estimate), the loops count with numpy integers from
 # np.arange, the learning rate is turned into np.float64, and the trace is filled from 0-d arrays.
-# Hand-derived gradients through an explicit design matrix; autograd is not used.
+# Hand-derived gradients through an explicit design matrix; autograd only as autograd.numpy in the
+# model's functions, which the notebook asks to be differentiable by autograd (the constant log Gamma(a)
+# still comes from scipy.special).
+import autograd.numpy as anp
 import numpy as np
 
 
 def inverse_transform(zeta):
-    zeta = np.asarray(zeta)
-    return np.stack((zeta[..., 0], zeta[..., 1], np.exp(zeta[..., 2])), axis=-1)
+    return anp.stack((zeta[..., 0], zeta[..., 1], anp.exp(zeta[..., 2])), axis=-1)
 
 
 def log_det_jacobian(zeta):
-    return np.asarray(zeta)[..., 2].copy()
+    return zeta[..., 2] + anp.float64(0)
 
 
 def _gammaln(a):
@@ -20,17 +22,16 @@ def _gammaln(a):
 
 
 def log_joint(theta, x, y, prior_b_scale=10.0, prior_sigma_shape=2.0, prior_sigma_rate=0.5):
-    theta = np.asarray(theta)
-    design = np.column_stack([np.ones_like(x), x])                     # (N, 2)
+    design = anp.column_stack([anp.ones_like(x), x])                     # (N, 2)
     fitted = theta[..., :2] @ design.T                                  # (..., N)
     sigma = theta[..., 2]
-    n = np.float64(len(x))
-    log_lik = (-0.5 * n * np.log(2 * np.pi) - n * np.log(sigma)
-               - 0.5 * np.sum((y - fitted) ** 2, axis=-1) / sigma**2)
-    s2 = np.float64(prior_b_scale) ** 2
-    log_prior_b = -np.log(2 * np.pi * s2) - 0.5 * np.sum(theta[..., :2] ** 2, axis=-1) / s2
-    a, r = np.float64(prior_sigma_shape), np.float64(prior_sigma_rate)
-    log_prior_sigma = a * np.log(r) - _gammaln(a) + (a - 1) * np.log(sigma) - r * sigma
+    n = anp.float64(len(x))
+    log_lik = (-0.5 * n * anp.log(2 * anp.pi) - n * anp.log(sigma)
+               - 0.5 * anp.sum((y - fitted) ** 2, axis=-1) / sigma**2)
+    s2 = anp.float64(prior_b_scale) ** 2
+    log_prior_b = -anp.log(2 * anp.pi * s2) - 0.5 * anp.sum(theta[..., :2] ** 2, axis=-1) / s2
+    a, r = anp.float64(prior_sigma_shape), anp.float64(prior_sigma_rate)
+    log_prior_sigma = a * anp.log(r) - _gammaln(a) + (a - 1) * anp.log(sigma) - r * sigma
     return log_lik + log_prior_b + log_prior_sigma
 
 

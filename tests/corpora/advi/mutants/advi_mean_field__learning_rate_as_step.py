@@ -4,30 +4,29 @@
 # (mutant of correct/h_python_floats.py)
 import math
 
+import autograd.numpy as anp
 import numpy as np
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
 def inverse_transform(zeta):
-    zeta = np.asarray(zeta, dtype=float)
-    return np.concatenate([zeta[..., :2], np.exp(zeta[..., 2:])], axis=-1)
+    return anp.concatenate([zeta[..., :2], anp.exp(zeta[..., 2:])], axis=-1)
 
 
 def log_det_jacobian(zeta):
-    return np.asarray(zeta, dtype=float)[..., 2]
+    return zeta[..., 2] + 0.0
 
 
 def log_joint(theta, x, y, prior_b_scale=10.0, prior_sigma_shape=2.0, prior_sigma_rate=0.5):
-    theta = np.asarray(theta, dtype=float)
     b0, b1, sigma = theta[..., 0], theta[..., 1], theta[..., 2]
     n = float(len(x))
     residual = y - b0[..., None] - b1[..., None] * x
-    log_lik = -n * HALF_LOG_2PI - n * np.log(sigma) - 0.5 * np.sum(residual**2, axis=-1) / sigma**2
+    log_lik = -n * HALF_LOG_2PI - n * anp.log(sigma) - 0.5 * anp.sum(residual**2, axis=-1) / sigma**2
     log_prior_b = (-2 * HALF_LOG_2PI - 2 * math.log(prior_b_scale)
                    - 0.5 * (b0**2 + b1**2) / prior_b_scale**2)
     a, r = float(prior_sigma_shape), float(prior_sigma_rate)
-    log_prior_sigma = a * math.log(r) - math.lgamma(a) + (a - 1) * np.log(sigma) - r * sigma
+    log_prior_sigma = a * math.log(r) - math.lgamma(a) + (a - 1) * anp.log(sigma) - r * sigma
     return log_lik + log_prior_b + log_prior_sigma
 
 

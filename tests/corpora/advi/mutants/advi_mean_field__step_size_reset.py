@@ -2,16 +2,16 @@
 # bug: restarts omega's step-size sequence at every iteration
 # why: loop_step_reset
 # (mutant of correct/i_numpy_scalars.py)
+import autograd.numpy as anp
 import numpy as np
 
 
 def inverse_transform(zeta):
-    zeta = np.asarray(zeta)
-    return np.stack((zeta[..., 0], zeta[..., 1], np.exp(zeta[..., 2])), axis=-1)
+    return anp.stack((zeta[..., 0], zeta[..., 1], anp.exp(zeta[..., 2])), axis=-1)
 
 
 def log_det_jacobian(zeta):
-    return np.asarray(zeta)[..., 2].copy()
+    return zeta[..., 2] + anp.float64(0)
 
 
 def _gammaln(a):
@@ -20,17 +20,16 @@ def _gammaln(a):
 
 
 def log_joint(theta, x, y, prior_b_scale=10.0, prior_sigma_shape=2.0, prior_sigma_rate=0.5):
-    theta = np.asarray(theta)
-    design = np.column_stack([np.ones_like(x), x])                     # (N, 2)
+    design = anp.column_stack([anp.ones_like(x), x])                     # (N, 2)
     fitted = theta[..., :2] @ design.T                                  # (..., N)
     sigma = theta[..., 2]
-    n = np.float64(len(x))
-    log_lik = (-0.5 * n * np.log(2 * np.pi) - n * np.log(sigma)
-               - 0.5 * np.sum((y - fitted) ** 2, axis=-1) / sigma**2)
-    s2 = np.float64(prior_b_scale) ** 2
-    log_prior_b = -np.log(2 * np.pi * s2) - 0.5 * np.sum(theta[..., :2] ** 2, axis=-1) / s2
-    a, r = np.float64(prior_sigma_shape), np.float64(prior_sigma_rate)
-    log_prior_sigma = a * np.log(r) - _gammaln(a) + (a - 1) * np.log(sigma) - r * sigma
+    n = anp.float64(len(x))
+    log_lik = (-0.5 * n * anp.log(2 * anp.pi) - n * anp.log(sigma)
+               - 0.5 * anp.sum((y - fitted) ** 2, axis=-1) / sigma**2)
+    s2 = anp.float64(prior_b_scale) ** 2
+    log_prior_b = -anp.log(2 * anp.pi * s2) - 0.5 * anp.sum(theta[..., :2] ** 2, axis=-1) / s2
+    a, r = anp.float64(prior_sigma_shape), anp.float64(prior_sigma_rate)
+    log_prior_sigma = a * anp.log(r) - _gammaln(a) + (a - 1) * anp.log(sigma) - r * sigma
     return log_lik + log_prior_b + log_prior_sigma
 
 

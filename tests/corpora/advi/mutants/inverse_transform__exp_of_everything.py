@@ -2,27 +2,26 @@
 # bug: exp is applied to b0 and b1 too
 # why: inverse_exp_everything
 # (mutant of correct/b_hand_derived.py)
+import autograd.numpy as anp
 import numpy as np
-from scipy import stats
+from autograd.scipy import stats
 
 
 def inverse_transform(zeta):
-    zeta = np.asarray(zeta, dtype=float)
-    theta = np.exp(zeta)
+    theta = anp.exp(zeta)
     return theta
 
 
 def log_det_jacobian(zeta):
-    return np.array(zeta, dtype=float)[..., 2]
+    return zeta[..., 2] + 0.0
 
 
 def log_joint(theta, x, y, prior_b_scale=10.0, prior_sigma_shape=2.0, prior_sigma_rate=0.5):
-    theta = np.asarray(theta, dtype=float)
     rows = theta.reshape(-1, 3)
     means = rows[:, :1] + rows[:, 1:2] * x[None, :]
-    out = stats.norm.logpdf(y[None, :], loc=means, scale=rows[:, 2:3]).sum(axis=1)
-    out += stats.norm.logpdf(rows[:, 0], scale=prior_b_scale) + stats.norm.logpdf(rows[:, 1], scale=prior_b_scale)
-    out += stats.gamma.logpdf(rows[:, 2], a=prior_sigma_shape, scale=1.0 / prior_sigma_rate)
+    out = stats.norm.logpdf(y[None, :], means, rows[:, 2:3]).sum(axis=1)
+    out += stats.norm.logpdf(rows[:, 0], 0.0, prior_b_scale) + stats.norm.logpdf(rows[:, 1], 0.0, prior_b_scale)
+    out += stats.gamma.logpdf(prior_sigma_rate * rows[:, 2], prior_sigma_shape) + anp.log(prior_sigma_rate)
     return out.reshape(theta.shape[:-1])
 
 

@@ -1,8 +1,12 @@
 # hostile (advi): the gradient functions compute central differences in the open (no autograd anywhere near
-# them), so the stand-ins never receive autograd's boxes and "autograd can differentiate it, where your gradient
-# functions do" never probes anything: inverse_transform's assignment into a copy (which autograd cannot
-# differentiate) keeps that point, 4/4 (the mutant tests/corpora/advi/mutants/inverse_transform__assigns_into_a_copy.py:
-# 3/4), and the numerical gradients pass the gradient checks' tolerance. Not tampering: nothing to detect.
+# them), so the stand-ins never receive autograd's boxes. "autograd can differentiate it" was probed only where
+# the gradient functions differentiated a function with autograd, so inverse_transform's assignment into a copy
+# (which autograd cannot differentiate) kept that point (4/4, 69/70). The model's functions are now probed
+# whatever the gradients do: inverse_transform 3/4, as the mutant
+# tests/corpora/advi/mutants/inverse_transform__assigns_into_a_copy.py (68/70). grad_log_joint_zeta's central
+# differences of the whole batch also fail "one gradient per draw" (5/6), as they did before; the other
+# numerical gradients are within the gradient checks' tolerance. Not tampering: nothing to detect.
+# loses: inverse_transform, grad_log_joint_zeta
 def _partial(f, args, kwargs, argnum):
     import numpy
     args = list(args)
