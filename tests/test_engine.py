@@ -180,7 +180,12 @@ def test_an_in_process_time_out_ends_the_call_silently_wherever_it_fires(capfd):
     namespace = {}
     exec(compile(GARBAGE_UNTIL_STOPPED, "<churn>", "exec"), namespace)
     executor = InProcessExecutor(namespace)
+    import signal
+    handler = signal.getsignal(signal.SIGALRM)
     for _ in range(3):
         outcome = executor.call("churn", (), {}, standins={}, seed=0, timeout=0.3)
         assert outcome.status == "timeout", outcome
+        # Lifted whatever it interrupted: once, the re-armed limit fired inside the clean-up, stayed
+        # installed and later raised in pytest-xdist's own thread wait (the worker died).
+        assert signal.getitimer(signal.ITIMER_REAL)[0] == 0 and signal.getsignal(signal.SIGALRM) is handler
     assert "Exception ignored" not in capfd.readouterr().err

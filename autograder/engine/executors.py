@@ -18,7 +18,7 @@ from typing import Callable, Mapping, Protocol, runtime_checkable
 
 from ..loading import Submission
 from ..sandbox import AbortCall, CallOutcome, IsolationPolicy, Limits, Sandbox
-from ..sandbox.calling import map_callables, perform
+from ..sandbox.calling import CALL_FRAME, map_callables, perform
 
 
 @runtime_checkable
@@ -270,6 +270,16 @@ class _TimeLimit(BaseException):
     pass
 
 
+def _in_the_call(frame) -> bool:
+    """Whether ``frame`` runs below the student's call (``calling.call_within``), not in the
+    grader's code around it (before the limit is lifted, it may fire once the call is over)."""
+    while frame is not None:
+        if frame.f_code is CALL_FRAME:
+            return True
+        frame = frame.f_back
+    return False
+
+
 @contextlib.contextmanager
 def _time_limit(seconds: float):
     """A wall-clock limit using SIGALRM (only possible in the main thread, e.g. a kernel)."""
@@ -282,11 +292,15 @@ def _time_limit(seconds: float):
     delegating = []   # (non-empty while the previous unraisable hook runs: never interrupt it)
     previous_hook = sys.unraisablehook
 
+    finished = []   # (non-empty once the call is over: never fire again, wherever we are)
+
     def expire(signum, frame):
+        if finished:
+            return
         # Again and again until the call is over: code that catches BaseException and loops on
         # is interrupted somewhere outside its try.
         signal.setitimer(signal.ITIMER_REAL, 0.002)
-        if not delegating:
+        if not delegating and _in_the_call(frame):
             raise _TimeLimit()
 
     def unraisable(info):
@@ -309,6 +323,14 @@ def _time_limit(seconds: float):
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        sys.unraisablehook = previous_hook
+        # The re-armed limit can fire inside this clean-up too (it once did, and the handler, left
+        # installed, later fired inside pytest-xdist's own thread wait): retry until the flag holds.
+        while True:
+            try:
+                finished.append(True)
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                sys.unraisablehook = previous_hook
+                break
+            except _TimeLimit:
+                continue

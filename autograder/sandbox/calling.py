@@ -139,7 +139,7 @@ def perform(func: Callable, args: tuple, kwargs: Mapping, *, seed: int, entropy:
         with captured(out), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with guard() if guard is not None else contextlib.nullcontext():
-                done.value = target(*args, **kwargs)
+                done.value = call_within(target, args, kwargs)
     except BaseException as exc:  # noqa: BLE001 - whatever the student's code raises is reported
         done.error = exc
         done.frames = error_frames(exc, keep_frame)
@@ -155,6 +155,15 @@ def perform(func: Callable, args: tuple, kwargs: Mapping, *, seed: int, entropy:
         done.warnings = warning_texts(caught)
         done.mutated = mutated_arguments(func, before, tuple(args), dict(kwargs))
     return done
+
+
+def call_within(target: Callable, args: tuple, kwargs: Mapping):
+    """``target(*args, **kwargs)``: its frame is on the stack exactly while the student's call runs
+    (an in-process time limit raises only below it, never in the grader's code after the call)."""
+    return target(*args, **kwargs)
+
+
+CALL_FRAME = call_within.__code__
 
 
 def map_callables(value, replace: Callable[[object], object]):
@@ -192,7 +201,9 @@ def differentiated(func: Callable, argnum) -> Callable:
 
 def error_frames(exc: BaseException, keep: Callable | None = None) -> list:
     """The innermost frames of ``exc``'s traceback below ``perform``: [file, line, function, line text]."""
-    frames = traceback.extract_tb(exc.__traceback__)[1:]
+    frames = traceback.extract_tb(exc.__traceback__)[1:]   # (perform's own frame)
+    if frames and frames[0].name == call_within.__name__ and frames[0].filename == __file__:
+        frames = frames[1:]
     return [[f.filename, f.lineno, f.name, f.line or ""] for f in frames
             if keep is None or keep(f)][-FRAMES_KEPT:]
 
