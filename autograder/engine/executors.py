@@ -323,14 +323,9 @@ def _time_limit(seconds: float):
     try:
         yield
     finally:
-        # The re-armed limit can fire inside this clean-up too (it once did, and the handler, left
-        # installed, later fired inside pytest-xdist's own thread wait): retry until the flag holds.
-        while True:
-            try:
-                finished.append(True)
-                signal.setitimer(signal.ITIMER_REAL, 0)
-                signal.signal(signal.SIGALRM, previous)
-                sys.unraisablehook = previous_hook
-                break
-            except _TimeLimit:
-                continue
+        # Outside the call the limit never raises (``_in_the_call``), but a pending one may still
+        # run here: the flag first, so that it cannot re-arm the timer behind the restored handler.
+        finished.append(True)
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        sys.unraisablehook = previous_hook
