@@ -30,11 +30,15 @@ HOSTILE = CORPORA / "hostile"
 GRACE = 5.0     # seconds within which every process of a stopped run must be gone
 
 
-# Keeps its grading process busy in grader code (conftest.GRADER_SIDE_STALL in its assertion).
+# Keeps its grading process busy in grader code: conftest.GRADER_SIDE_STALL in its assertion, on
+# data large enough that the grader's train_EM stand-in takes ~0.5 s a fit. (The stand-in stops an
+# assertion after 21 fits: on 20000 points, 0.03 s a fit, the stalled grading was over within
+# seconds, and in a full suite once before the test's signal reached the CLI.)
 GRADER_BUSY = CORRECT.read_text() + """
 
 def assert_recovers_parameters(train_EM, pi, mu, sigma, n_points=2000, n_datasets=5, tol=0.15):
-""" + "".join(f"    {line}\n" for line in GRADER_SIDE_STALL.splitlines())
+""" + "".join(f"    {line}\n" for line in GRADER_SIDE_STALL.replace("20000", "400_000").splitlines())
+assert "400_000" in GRADER_BUSY
 
 
 def _is_sandbox(cmdline: str) -> bool:
