@@ -15,10 +15,15 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT / "tests" / "corpora"
-# Grader-side work without end, as lines of a debugging assertion's body (``train_EM``, ``mu`` are
-# its arguments): the grader's own train_EM (each call bounded; it ignores loop counts a submission
-# asks for) called again and again, until the call's deadline cuts it off.
-GRADER_SIDE_STALL = "while True:\n    train_EM(np.random.randn(20000, mu.shape[1]), mu.shape[0])"
+def grader_side_stall(points: int = 20000) -> str:
+    """Grader-side work without end, as lines of a debugging assertion's body (``train_EM``, ``mu``
+    are its arguments): the grader's own train_EM (each call bounded; it ignores loop counts a
+    submission asks for) called again and again on ``points`` points, until the call's deadline
+    (or the stand-in's limit on fits) cuts it off."""
+    return f"while True:\n    train_EM(np.random.randn({points}, mu.shape[1]), mu.shape[0])"
+
+
+GRADER_SIDE_STALL = grader_side_stall()
 
 
 @pytest.fixture(scope="session")

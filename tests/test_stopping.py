@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CORPORA, GRADER_SIDE_STALL, ROOT
+from conftest import CORPORA, ROOT, grader_side_stall
 from process_tree import Launched, named
 
 pytestmark = pytest.mark.slow
@@ -30,15 +30,14 @@ HOSTILE = CORPORA / "hostile"
 GRACE = 5.0     # seconds within which every process of a stopped run must be gone
 
 
-# Keeps its grading process busy in grader code: conftest.GRADER_SIDE_STALL in its assertion, on
+# Keeps its grading process busy in grader code: conftest.grader_side_stall in its assertion, on
 # data large enough that the grader's train_EM stand-in takes ~0.5 s a fit. (The stand-in stops an
 # assertion after 21 fits: on 20000 points, 0.03 s a fit, the stalled grading was over within
 # seconds, and in a full suite once before the test's signal reached the CLI.)
 GRADER_BUSY = CORRECT.read_text() + """
 
 def assert_recovers_parameters(train_EM, pi, mu, sigma, n_points=2000, n_datasets=5, tol=0.15):
-""" + "".join(f"    {line}\n" for line in GRADER_SIDE_STALL.replace("20000", "400_000").splitlines())
-assert "400_000" in GRADER_BUSY
+""" + "".join(f"    {line}\n" for line in grader_side_stall(400_000).splitlines())
 
 
 def _is_sandbox(cmdline: str) -> bool:
