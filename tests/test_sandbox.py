@@ -163,11 +163,11 @@ def test_stand_ins_run_in_the_grader_and_their_errors_propagate(box):
 def test_background_processes_die_with_their_call():
     with Sandbox(submission_from_cells([HOSTILE])) as sandbox:
         assert sandbox.call("background").ok   # it started one, and returned
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and _sleepers("317.25"):
-            time.sleep(0.05)
-        assert not _sleepers("317.25")          # gone with the call, before the next one
+        # Gone with the call, before the next one starts: checked once the next call answered, not
+        # after a fixed wait (a killed process can take seconds to exit on a loaded machine: a
+        # 5-s wait failed in a full suite; see test_isolation's daemon tests).
         assert sandbox.call("strange").ok
+        assert not _sleepers("317.25")
 
 
 def _sleepers(marker: str) -> list[int]:
